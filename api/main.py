@@ -1,0 +1,51 @@
+"""Builds the FastAPI app. With no runtime given, the app's lifespan starts one from the
+settings and closes it on shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .problems import install_problem_handlers
+from .routes import health
+from .runtime import Runtime
+from .settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    close_runtime: bool = False,
+) -> FastAPI:
+    """``close_runtime``: the app's shutdown closes a given runtime (drains, stops the node);
+    uvicorn re-raises SIGTERM after shutdown, so cleanup must happen here, not after run()."""
+    settings = settings or (runtime.settings if runtime else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = app.state.runtime if close_runtime else None
+        if app.state.runtime is None:
+            owned = app.state.runtime = Runtime.start(settings)
+        try:
+            yield
+        finally:
+            if owned is not None:
+                owned.close()
+                app.state.runtime = None
+
+    app = FastAPI(
+        title="zhixin 智信",
+        version="0.1.0",
+        description="Identity and credit ledger on a permissioned chain.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    return app

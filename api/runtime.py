@@ -1,0 +1,272 @@
+"""What a running service holds: the chain (and its node child), the deployment, the clients.
+
+Invariants:
+- One service per data dir (an exclusive lock file), so two processes never share a node state
+  file or nonces.
+- Start-up either ends with a verified deployment or fails with a one-line ZhixinError, having
+  written nothing it cannot reuse.
+- :meth:`Runtime.close` stops the node child; it is safe to call twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+from eth_account.signers.local import LocalAccount
+
+from ledger.chain import Chain, EmbeddedChain, RpcChain, Sender, new_account
+from ledger.deploy import Deployment, decoder, ensure_deployment, write_json_atomic
+from ledger.errors import ConfigurationError, TransportError
+from ledger.keys import account_from_hex, create_keystore, load_keystore
+from ledger.node import AnvilNode
+from ledger.roles import Role, RolesClient
+
+from .settings import Settings
+
+__all__ = ["DEMO_IDENTITIES", "Runtime", "open_chain_for_cli"]
+
+
+# name -> (role, catalog category codes for agencies)
+DEMO_IDENTITIES: dict[str, tuple[Role, tuple[str, ...]]] = {
+    "governor": (Role.GOVERNOR, ()),
+    "agency-tax": (Role.AGENCY, ("tax.",)),
+    "agency-market": (Role.AGENCY, ("admin_penalty.", "market.", "food_drug.", "contract.")),
+    "issuer": (Role.ISSUER, ()),
+    "auditor": (Role.AUDITOR, ()),
+    "rule-publisher": (Role.RULE_PUBLISHER, ()),
+}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    chain: Chain
+    deployment: Deployment
+    governor: Sender | None
+    node: AnvilNode | None = None
+    started_at: float = field(default_factory=time.time)
+    _lock: IO[str] | None = None
+    dev_identities: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> RolesClient:
+        return RolesClient(self.chain, self.deployment.address("Roles"))
+
+    @classmethod
+    def start(cls, settings: Settings) -> Runtime:
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock_data_dir(data_dir)
+        node: AnvilNode | None = None
+        chain: Chain | None = None
+        try:
+            if settings.chain == "embedded":
+                chain = EmbeddedChain()
+            elif settings.chain == "anvil":
+                node = AnvilNode(
+                    data_dir,
+                    port=settings.node_port,
+                    chain_id=settings.chain_id,
+                    block_time=settings.block_time,
+                    state_interval=settings.state_interval,
+                )
+                chain = node.start()
+            else:
+                if not settings.rpc_url:
+                    raise ConfigurationError("--chain external needs --rpc-url (ZHIXIN_RPC_URL)")
+                chain = RpcChain(settings.rpc_url)
+                chain.head()
+            dep_path = data_dir / "deployment.json"
+            governor = _governor_sender(settings, chain, must_exist=False)
+            if settings.chain == "embedded":
+                # an in-memory chain is new every start: its deployment must not be persisted
+                from ledger.deploy import deploy_contracts
+
+                if governor is None:
+                    governor = Sender(chain, new_account(), decoder())
+                dep = deploy_contracts(chain, governor)
+            else:
+                if governor is None and not dep_path.exists():
+                    governor = _governor_sender(settings, chain, must_exist=True)
+                settle = settings.state_interval + 0.5 if node else 0.0
+                assert governor is not None or dep_path.exists()
+                dep = (
+                    ensure_deployment(chain, governor, dep_path, settle_seconds=settle)
+                    if governor is not None
+                    else Deployment.load(dep_path)
+                )
+                if governor is None:
+                    from ledger.deploy import verify_deployment
+
+                    verify_deployment(chain, dep)
+                write_json_atomic(data_dir / "node.json", chain.status())
+            rt = cls(settings, chain, dep, governor, node, _lock=lock)
+            if settings.dev:
+                rt.dev_identities = rt._provision_dev()
+            return rt
+        except BaseException:
+            if chain is not None:
+                chain.close()
+            if node is not None:
+                node.stop()
+            _unlock(lock)
+            raise
+
+    def close(self) -> None:
+        self.chain.close()
+        if self.node is not None:
+            self.node.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (self.settings.data_dir / "node.json").unlink()
+        _unlock(self._lock)
+        self._lock = None
+
+    def health(self) -> dict[str, Any]:
+        status = self.chain.status()
+        try:
+            head = self.chain.head()
+            status["status"] = "up"
+        except TransportError as exc:
+            head = None
+            status["status"] = f"down: {exc.detail}"
+        return {
+            "status": "ok" if head is not None else "degraded",
+            "chain_id": self.deployment.chain_id,
+            "head_block": head,
+            "deploy_block": self.deployment.deploy_block,
+            "contracts": self.deployment.contracts,
+            "node": status,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+    def _provision_dev(self) -> dict[str, dict[str, Any]]:
+        """Demo identities with roles on chain; keys in dev-keys.json (demo and tests only)."""
+        from ledger.catalog import load_catalog
+
+        path = self.settings.data_dir / "dev-keys.json"
+        catalog = load_catalog()
+        existing: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            existing = json.loads(path.read_text())
+        gov = self.governor
+        if gov is None:
+            raise ConfigurationError("--dev needs the governor key to grant demo roles")
+        roles = self.roles
+        out: dict[str, dict[str, Any]] = {}
+        for name, (role, prefixes) in DEMO_IDENTITIES.items():
+            if name == "governor":
+                acct = gov.account
+            elif name in existing:
+                acct = account_from_hex(existing[name]["private_key"])
+            else:
+                acct = new_account()
+            cats = sorted(c.id for c in catalog if c.code.startswith(prefixes)) if prefixes else []
+            if not roles.has_role(role, acct.address):
+                roles.grant(gov, role, acct.address)
+            if cats:
+                have = set(roles.categories_of(acct.address))
+                todo = [c for c in cats if c not in have]
+                if todo:
+                    roles.grant_categories(gov, acct.address, todo)
+            out[name] = {
+                "address": acct.address,
+                "private_key": "0x" + bytes(acct.key).hex(),
+                "role": role.value,
+                "categories": [catalog.by_id(c).code for c in cats],
+            }
+        write_json_atomic(path, out, mode=0o600)
+        return out
+
+
+def _governor_sender(settings: Settings, chain: Chain, *, must_exist: bool) -> Sender | None:
+    acct = governor_account(settings, create=must_exist)
+    return Sender(chain, acct, decoder()) if acct is not None else None
+
+
+def governor_account(settings: Settings, *, create: bool = False) -> LocalAccount | None:
+    if settings.governor_key is not None:
+        return account_from_hex(settings.governor_key.get_secret_value(), "ZHIXIN_GOVERNOR_KEY")
+    path = settings.keystore_path
+    if path.exists():
+        return load_keystore(path, settings.password())
+    if settings.keystore is not None:
+        raise ConfigurationError(f"keystore not found: {path}")
+    if create:
+        return create_keystore(path, settings.password())
+    return None
+
+
+def _lock_data_dir(data_dir: Path) -> IO[str]:
+    f = open(data_dir / ".lock", "w")  # noqa: SIM115 - held for the runtime's life
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise ConfigurationError(
+            f"data dir {data_dir} is in use by another zhixin process"
+        ) from None
+    f.write(str(os.getpid()))
+    f.flush()
+    return cast(IO[str], f)
+
+
+def _unlock(f: IO[str] | None) -> None:
+    if f is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+def open_chain_for_cli(settings: Settings) -> tuple[Chain, Deployment, AnvilNode | None]:
+    """A chain for a one-shot CLI command: the running service's node, or a temporary one.
+
+    With a local-node data dir whose service is stopped, the node is started on the saved state
+    for the command and stopped afterwards (its state is dumped on stop).
+    """
+    data_dir = settings.data_dir
+    dep_path = data_dir / "deployment.json"
+    if settings.chain == "embedded":
+        raise ConfigurationError("the embedded chain lives inside `zhixin serve`; use the API")
+    if not dep_path.exists():
+        raise ConfigurationError(
+            f"{dep_path} not found: run `zhixin serve --data-dir {data_dir}` once to deploy"
+        )
+    dep = Deployment.load(dep_path)
+    url = settings.rpc_url
+    node_info = data_dir / "node.json"
+    if url is None and node_info.exists():
+        url = json.loads(node_info.read_text()).get("rpc_url")
+    node: AnvilNode | None = None
+    if url is not None:
+        chain: Chain = RpcChain(url)
+        try:
+            chain.head()
+        except TransportError:
+            if settings.chain != "anvil" or settings.rpc_url is not None:
+                raise
+            url = None
+    if url is None:
+        if settings.chain != "anvil":
+            raise ConfigurationError("no RPC URL: pass --rpc-url")
+        from ledger.node import free_port
+
+        lock = _lock_data_dir(data_dir)
+        _unlock(lock)  # only a probe: serve is not running on this dir
+        node = AnvilNode(data_dir, port=free_port(), chain_id=dep.chain_id)
+        chain = node.start()
+    from ledger.deploy import verify_deployment
+
+    try:
+        verify_deployment(chain, dep)
+    except BaseException:
+        if node:
+            node.stop()
+        raise
+    return chain, dep, node

@@ -1,0 +1,46 @@
+"""The one Settings object; every value can come from a ZHIXIN_* environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.node import DEFAULT_CHAIN_ID
+
+__all__ = ["Settings"]
+
+DEV_PASSWORD = "zhixin-dev-only"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ZHIXIN_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    chain: Literal["anvil", "embedded", "external"] = "anvil"
+    rpc_url: str | None = None
+    chain_id: int = DEFAULT_CHAIN_ID
+    node_port: int = 8545
+    block_time: float = 1.0
+    state_interval: int = 1
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    keystore: Path | None = Field(default=None, description="governor keystore path")
+    keystore_password: SecretStr | None = None
+    governor_key: SecretStr | None = Field(default=None, description="hex key, overrides keystore")
+
+    dev: bool = False
+    demo: bool = False
+
+    def password(self) -> str:
+        if self.keystore_password is not None:
+            return self.keystore_password.get_secret_value()
+        return DEV_PASSWORD if self.dev else ""
+
+    @property
+    def keystore_path(self) -> Path:
+        return self.keystore or self.data_dir / "governor.keystore.json"
