@@ -21,7 +21,7 @@ node_modules/.stamp: package.json package-lock.json
 	touch $@
 
 serve: bootstrap
-	$(BIN)/zhixin serve --data-dir $(DATA_DIR) --port $(PORT) --dev --demo
+	$(BIN)/zhixin serve --data-dir $(DATA_DIR) --port $(PORT) --dev
 
 test: bootstrap
 	$(BIN)/ruff check .

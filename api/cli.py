@@ -79,7 +79,6 @@ def serve(
     dev: Annotated[
         bool, typer.Option("--dev", help="Provision demo identities (demo and tests only)")
     ] = False,
-    demo: Annotated[bool, typer.Option("--demo", help="Seed a demo scenario")] = False,
 ) -> None:
     """Start the node (or connect), deploy or verify the contracts, and serve HTTP."""
     import uvicorn
@@ -99,7 +98,6 @@ def serve(
         keystore=keystore,
         password_file=password_file,
         dev=dev or None,
-        demo=demo or None,
     )
     if port_in_use(settings.host, settings.port):
         raise ZhixinError(f"HTTP port {settings.port} on {settings.host} is in use")

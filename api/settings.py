@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     governor_key: SecretStr | None = Field(default=None, description="hex key, overrides keystore")
 
     dev: bool = False
-    demo: bool = False
 
     def password(self) -> str:
         if self.keystore_password is not None:
