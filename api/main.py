@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .problems import install_problem_handlers
-from .routes import health
+from .routes import credit, health
 from .runtime import Runtime
 from .settings import Settings
 
@@ -48,4 +48,5 @@ def create_app(
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(credit.router)
     return app

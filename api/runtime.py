@@ -13,24 +13,36 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine
 
+from ledger.catalog import load_catalog
 from ledger.chain import Chain, EmbeddedChain, RpcChain, Sender, new_account
+from ledger.credit import CreditLedgerClient
+from ledger.credit_service import CreditService
+from ledger.db import make_engine, migrate
 from ledger.deploy import Deployment, decoder, ensure_deployment, write_json_atomic
-from ledger.errors import ConfigurationError, TransportError
+from ledger.errors import ConfigurationError, TransportError, ZhixinError
+from ledger.index import Indexer
 from ledger.keys import account_from_hex, create_keystore, load_keystore
 from ledger.node import AnvilNode
+from ledger.outbox import Outbox, Submitter
 from ledger.roles import Role, RolesClient
 
 from .settings import Settings
 
 __all__ = ["DEMO_IDENTITIES", "Runtime", "open_chain_for_cli"]
+
+log = logging.getLogger("zhixin.runtime")
 
 
 # name -> (role, catalog category codes for agencies)
@@ -54,10 +66,77 @@ class Runtime:
     started_at: float = field(default_factory=time.time)
     _lock: IO[str] | None = None
     dev_identities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engine: Engine | None = None
+    credit: CreditService | None = None
+    indexer: Indexer | None = None
+    submitter: Submitter | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
     def roles(self) -> RolesClient:
         return RolesClient(self.chain, self.deployment.address("Roles"))
+
+    def _start_services(self) -> None:
+        """Database, outbox submitter, index follower and node watchdog."""
+        st = self.settings
+        url = st.db_url
+        if st.chain == "embedded" and st.database_url is None:
+            # an in-memory chain is new every start: so is its index
+            url = f"sqlite:///{st.data_dir / 'embedded.db'}"
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    (st.data_dir / f"embedded.db{suffix}").unlink()
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        relayer = Sender(self.chain, _relayer_account(st), decoder())
+        relayer.receipt_timeout = 10.0  # a lost transaction is resent, not waited for
+        ledger = CreditLedgerClient(self.chain, self.deployment.address("CreditLedger"))
+        box = Outbox(self.engine)
+        self.submitter = Submitter(box, ledger, relayer, batch_size=st.batch_size)
+        self.credit = CreditService(
+            engine=self.engine,
+            box=box,
+            ledger=ledger,
+            roles=self.roles,
+            catalog=load_catalog(),
+            secret=_district_secret(st),
+            on_accept=self.submitter.wake,
+        )
+        self.indexer = Indexer(self.chain, self.engine, self.deployment)
+        self.indexer.sync()
+        self.submitter.start()
+        self._spawn(self._follow, "zhixin-indexer")
+        if self.node is not None:
+            self._spawn(self._watch_node, "zhixin-node-watchdog")
+
+    def _spawn(self, fn: Any, name: str) -> None:
+        t = threading.Thread(target=fn, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _follow(self) -> None:
+        assert self.indexer is not None
+        while not self._stop.wait(self.settings.index_poll_s):
+            try:
+                self.indexer.sync(max_pages=20)
+            except ZhixinError as exc:
+                log.warning("indexer: %s", exc.detail)
+                self._stop.wait(1.0)
+            except Exception:
+                log.exception("indexer failed; retrying")
+                self._stop.wait(1.0)
+
+    def _watch_node(self) -> None:
+        assert self.node is not None
+        while not self._stop.wait(0.5):
+            try:
+                if self.node.restart_if_dead():
+                    log.warning("local node died and was restarted from its saved state")
+                    if self.submitter is not None:
+                        self.submitter.sender.reset_nonce()
+            except ZhixinError as exc:
+                log.error("cannot restart the local node: %s", exc.detail)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -67,6 +146,7 @@ class Runtime:
         node: AnvilNode | None = None
         chain: Chain | None = None
         try:
+            _district_secret(settings)  # fail before anything is deployed or written
             if settings.chain == "embedded":
                 chain = EmbeddedChain()
             elif settings.chain == "anvil":
@@ -110,6 +190,7 @@ class Runtime:
             rt = cls(settings, chain, dep, governor, node, _lock=lock)
             if settings.dev:
                 rt.dev_identities = rt._provision_dev()
+            rt._start_services()
             return rt
         except BaseException:
             if chain is not None:
@@ -120,6 +201,16 @@ class Runtime:
             raise
 
     def close(self) -> None:
+        """Graceful: drain the outbox, stop the follower and watchdog, then the node."""
+        if self.submitter is not None:
+            self.submitter.stop()
+            self.submitter = None
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        self._threads.clear()
+        if self.engine is not None:
+            self.engine.dispose()
         self.chain.close()
         if self.node is not None:
             self.node.stop()
@@ -148,8 +239,6 @@ class Runtime:
 
     def _provision_dev(self) -> dict[str, dict[str, Any]]:
         """Demo identities with roles on chain; keys in dev-keys.json (demo and tests only)."""
-        from ledger.catalog import load_catalog
-
         path = self.settings.data_dir / "dev-keys.json"
         catalog = load_catalog()
         existing: dict[str, dict[str, Any]] = {}
@@ -183,6 +272,37 @@ class Runtime:
             }
         write_json_atomic(path, out, mode=0o600)
         return out
+
+
+def _relayer_account(settings: Settings) -> LocalAccount:
+    """The service's own key that relays signed records (it authorizes nothing)."""
+    if settings.chain == "embedded":
+        return new_account()
+    path = settings.data_dir / "relayer.keystore.json"
+    if path.exists():
+        return load_keystore(path, settings.password())
+    return create_keystore(path, settings.password())
+
+
+def _district_secret(settings: Settings) -> bytes:
+    """The HMAC key for pseudonyms: configuration only (dev mode generates one in the data dir)."""
+    if settings.district_secret is not None:
+        raw = settings.district_secret.get_secret_value().strip().removeprefix("0x")
+        try:
+            key = bytes.fromhex(raw)
+        except ValueError:
+            raise ConfigurationError("ZHIXIN_DISTRICT_SECRET must be hex") from None
+        if len(key) < 32:
+            raise ConfigurationError("ZHIXIN_DISTRICT_SECRET must be at least 32 bytes")
+        return key
+    if not settings.dev:
+        raise ConfigurationError("set ZHIXIN_DISTRICT_SECRET (hex, >= 32 bytes) for pseudonyms")
+    path = settings.data_dir / "district-secret.dev"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
 
 
 def _governor_sender(settings: Settings, chain: Chain, *, must_exist: bool) -> Sender | None:

@@ -33,12 +33,25 @@ class Settings(BaseSettings):
     keystore_password: SecretStr | None = None
     governor_key: SecretStr | None = Field(default=None, description="hex key, overrides keystore")
 
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite file in the data dir"
+    )
+    district_secret: SecretStr | None = Field(
+        default=None, description="hex HMAC key for subject pseudonyms (>= 32 bytes)"
+    )
+    batch_size: int = 200
+    index_poll_s: float = 0.2
+
     dev: bool = False
 
     def password(self) -> str:
         if self.keystore_password is not None:
             return self.keystore_password.get_secret_value()
         return DEV_PASSWORD if self.dev else ""
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'zhixin.db'}"
 
     @property
     def keystore_path(self) -> Path:

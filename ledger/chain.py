@@ -246,7 +246,13 @@ class Sender:
         self.decoder = decoder
         self._lock = threading.Lock()
         self._nonce: int | None = None
+        self.receipt_timeout = 60.0
         chain.fund(account.address)
+
+    def reset_nonce(self) -> None:
+        """Forget the cached nonce (after the node restarted or a transaction vanished)."""
+        with self._lock:
+            self._nonce = None
 
     @property
     def address(self) -> str:
@@ -282,7 +288,7 @@ class Sender:
         what: str = "transaction",
         simulate: bool = True,
         wait: bool = True,
-        timeout: float = 60.0,
+        timeout: float | None = None,
     ) -> TxResult | str:
         """Simulate, sign and send; returns the receipt summary (or the hash if not waiting)."""
         w3 = self.chain.w3
@@ -327,15 +333,24 @@ class Sender:
             return "0x" + bytes(tx_hash).hex()
         return self.wait(bytes(tx_hash), what=what, timeout=timeout)
 
-    def wait(self, tx_hash: bytes, *, what: str = "transaction", timeout: float = 60.0) -> TxResult:
+    def wait(
+        self, tx_hash: bytes, *, what: str = "transaction", timeout: float | None = None
+    ) -> TxResult:
+        timeout = self.receipt_timeout if timeout is None else timeout
         try:
             receipt = self.chain.w3.eth.wait_for_transaction_receipt(
                 cast(Any, tx_hash), timeout=timeout, poll_latency=0.05
             )
         except (ConnectionError, OSError) as exc:
+            self.reset_nonce()
             raise TransportError(f"chain node unreachable: {exc}") from exc
         except Exception as exc:
+            if type(exc).__module__.startswith("requests"):
+                self.reset_nonce()
+                raise TransportError(f"chain node unreachable: {exc}") from exc
             if type(exc).__name__ == "TimeExhausted":
+                # the node may have lost it (restart): later sends must re-read the nonce
+                self.reset_nonce()
                 raise ChainError(f"{what}: no receipt after {timeout}s") from exc
             raise
         if receipt["status"] != 1:

@@ -55,7 +55,7 @@ COMPILER_SETTINGS: dict[str, Any] = {
     },
 }
 # Deployed contracts, in deployment order (a contract may take earlier ones as arguments).
-CONTRACT_NAMES: tuple[str, ...] = ("Roles",)
+CONTRACT_NAMES: tuple[str, ...] = ("Roles", "CreditLedger", "CredentialRegistry", "DIDRegistry")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def compile_all() -> dict[str, dict[str, Any]]:
                 continue
             evm = data["evm"]
             refs = evm["deployedBytecode"].get("immutableReferences", {})
-            ranges = sorted((r["start"], r["length"]) for rs in refs.values() for r in rs)
+            ranges = sorted([r["start"], r["length"]] for rs in refs.values() for r in rs)
             result[name] = {
                 "contractName": name,
                 "abi": data["abi"],

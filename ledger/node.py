@@ -104,7 +104,7 @@ class AnvilNode:
     def state_file(self) -> Path:
         return self.data_dir / "chain" / "state.json"
 
-    def start(self, timeout: float = 20.0) -> RpcChain:
+    def _spawn(self, timeout: float) -> None:
         binary = find_anvil()
         if port_in_use(self.host, self.port):
             raise ConfigurationError(
@@ -122,7 +122,10 @@ class AnvilNode:
             str(self.port),
             "--chain-id",
             str(self.chain_id),
+            # keep the last 64 states in memory (nothing on disk): calls at "latest" race with
+            # interval mining when only one state is kept
             "--prune-history",
+            "64",
             "--state",
             str(self.state_file),
             "--state-interval",
@@ -152,7 +155,7 @@ class AnvilNode:
             preexec_fn=_die_with_parent,
         )
         log.close()
-        chain = RpcChain(self.url, kind="anvil")
+        probe = RpcChain(self.url, kind="anvil", timeout=2.0)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -160,10 +163,10 @@ class AnvilNode:
                 self.proc = None
                 raise ConfigurationError(f"anvil exited at start: {tail.strip()}")
             try:
-                got = chain.chain_id
+                got = probe.chain_id
                 break
             except Exception:
-                chain._chain_id = None
+                probe._chain_id = None
                 if time.monotonic() > deadline:
                     self.stop()
                     raise ConfigurationError(f"anvil did not answer on {self.url}") from None
@@ -171,6 +174,18 @@ class AnvilNode:
         if got != self.chain_id:
             self.stop()
             raise ConfigurationError(f"anvil reports chain id {got}, expected {self.chain_id}")
+
+    def restart_if_dead(self) -> bool:
+        """Supervision: respawn a node that died (state resumes from the last dump)."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        self.proc = None
+        self._spawn(20.0)
+        return True
+
+    def start(self, timeout: float = 20.0) -> RpcChain:
+        self._spawn(timeout)
+        chain = RpcChain(self.url, kind="anvil")
         chain.close = self.stop  # type: ignore[method-assign]
         chain.status = lambda: {  # type: ignore[method-assign]
             "kind": "anvil",

@@ -89,7 +89,12 @@ class Server:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    e = {**os.environ, "ZHIXIN_KEYSTORE_PASSWORD": "correct horse", "HOME": str(tmp_path / "home")}
+    e = {
+        **os.environ,
+        "ZHIXIN_KEYSTORE_PASSWORD": "correct horse",
+        "ZHIXIN_DISTRICT_SECRET": "5a" * 32,
+        "HOME": str(tmp_path / "home"),
+    }
     (tmp_path / "home").mkdir()
     yield e
 
@@ -216,4 +221,18 @@ def test_serve_refuses_other_chain_id_and_missing_anvil(
         env={**env, "ZHIXIN_ANVIL": str(tmp_path / "nope")},
     )
     assert r.returncode == 1 and "anvil not found" in r.stderr
+    nosecret = {k: v for k, v in env.items() if k != "ZHIXIN_DISTRICT_SECRET"}
+    r = run(
+        "serve",
+        "--data-dir",
+        str(tmp_path / "y"),
+        "--port",
+        str(free_port()),
+        "--node-port",
+        str(free_port()),
+        env=nosecret,
+    )
+    assert r.returncode == 1 and "set ZHIXIN_DISTRICT_SECRET" in r.stderr
+    assert not (tmp_path / "y" / "deployment.json").exists()
+    assert not (tmp_path / "y" / "governor.keystore.json").exists()
     assert not (tmp_path / "x" / "deployment.json").exists()

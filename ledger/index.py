@@ -1,0 +1,317 @@
+"""The index follower: chain logs → SQL, one transaction per page of blocks, with its cursor.
+
+Invariants:
+- A page's rows and the cursor that covers them commit together; a crash between pages loses
+  nothing and duplicates nothing (rows are unique on (block_hash, tx_hash, log_index)).
+- The follower keeps block hashes and parent hashes. If the chain no longer matches — the head
+  went back, or the hash at the cursor changed (a re-org, or a local node that lost its last
+  seconds after a crash) — it deletes every row above the newest block whose hash still matches
+  (the common ancestor) and follows the chain again from there.
+- Logs are accepted only when their ``blockHash`` equals the hash of the block fetched for that
+  number in the same pass, so a page never mixes two forks.
+- Only standard ``eth_getLogs`` / ``eth_getBlockByNumber`` are used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from eth_utils import keccak, to_checksum_address
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from .chain import Chain
+from .contracts import load_artifact
+from .db import blocks, credit_records, index_cursor, role_events
+from .deploy import Deployment
+from .errors import ChainError
+from .records import RECORDED_TOPIC, decode_recorded_log
+from .roles import role_from_id
+
+__all__ = ["IndexedRecord", "Indexer", "SyncResult", "insert_ignore", "record_row"]
+
+log = logging.getLogger("zhixin.index")
+
+_ROLE_GRANTED = keccak(text="RoleGranted(bytes32,address,address)")
+_ROLE_REVOKED = keccak(text="RoleRevoked(bytes32,address,address)")
+_SCOPE_GRANTED = keccak(text="AgencyScopeGranted(address,uint16[],address)")
+_SCOPE_REVOKED = keccak(text="AgencyScopeRevoked(address,uint16[],address)")
+
+# tables whose rows belong to a block and are rolled back with it
+_BLOCK_TABLES = (credit_records, role_events)
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT rows, skipping any that collide with a unique constraint (SQLite / PostgreSQL)."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dinsert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dinsert  # type: ignore[assignment]
+    else:  # pragma: no cover - only the two supported dialects
+        raise ChainError(f"unsupported database dialect {dialect}")
+    conn.execute(dinsert(table).on_conflict_do_nothing(), list(rows))
+
+
+@dataclass(frozen=True)
+class IndexedRecord:
+    id: str
+    seq: int
+    block_number: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    from_block: int
+    to_block: int
+    records: int
+    role_events: int
+    rolled_back_to: int | None
+
+
+def record_row(raw: Any, block_hash: str, block_ts: int) -> dict[str, Any]:
+    """One credit_records row from a raw CreditRecorded log."""
+    dec = decode_recorded_log(raw)
+    rec = dec.signed.record
+    return {
+        "id": _hex(raw["topics"][1]),
+        "seq": dec.seq,
+        "kind": rec.kind,
+        "agency": dec.signer,
+        "subject_kind": rec.subject_kind,
+        "subject": _hex(rec.subject),
+        "category": rec.category,
+        "occurred_at": rec.occurred_at,
+        "effective_from": rec.effective_from,
+        "effective_until": rec.effective_until,
+        "deadline": rec.deadline,
+        "amount": str(rec.amount),
+        "evidence_hash": _hex(rec.evidence_hash),
+        "reason_hash": _hex(rec.reason_hash),
+        "ref": _hex(rec.ref),
+        "nonce": str(rec.nonce),
+        "signature": dec.signed.signature.hex(),
+        "head_after": _hex(dec.head_after),
+        "block_number": int(raw["blockNumber"]),
+        "block_hash": block_hash,
+        "block_timestamp": block_ts,
+        "tx_hash": _hex(raw["transactionHash"]),
+        "log_index": int(raw["logIndex"]),
+    }
+
+
+class Indexer:
+    """Follows one deployment's contracts into the database."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        engine: Engine,
+        deployment: Deployment,
+        *,
+        page: int = 500,
+        name: str = "main",
+        on_records: Callable[[list[IndexedRecord]], None] | None = None,
+    ) -> None:
+        self.chain = chain
+        self.engine = engine
+        self.deployment = deployment
+        self.page = page
+        self.name = name
+        self.on_records = on_records
+        self._roles_abi = load_artifact("Roles").abi
+        self._roles = chain.contract(deployment.address("Roles"), self._roles_abi)
+        self.addresses = [deployment.address("Roles"), deployment.address("CreditLedger")]
+        self._lock = threading.Lock()
+
+    # ---- cursor ----
+
+    def cursor(self) -> tuple[int, str | None]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(index_cursor.c.block_number, index_cursor.c.block_hash).where(
+                    index_cursor.c.name == self.name
+                )
+            ).first()
+        if row is None:
+            return self.deployment.deploy_block - 1, None
+        return int(row[0]), str(row[1])
+
+    def _set_cursor(self, conn: Connection, number: int, block_hash: str) -> None:
+        res = conn.execute(
+            update(index_cursor)
+            .where(index_cursor.c.name == self.name)
+            .values(block_number=number, block_hash=block_hash)
+        )
+        if res.rowcount == 0:
+            conn.execute(
+                insert(index_cursor).values(
+                    name=self.name, block_number=number, block_hash=block_hash
+                )
+            )
+
+    # ---- chain reads ----
+
+    def _block(self, number: int) -> dict[str, Any] | None:
+        try:
+            b = self.chain._rpc(lambda: self.chain.w3.eth.get_block(number))
+        except ChainError:
+            raise
+        except Exception:  # web3 BlockNotFound: above the head
+            return None
+        return {
+            "number": int(b["number"]),
+            "hash": _hex(b["hash"]),
+            "parent_hash": _hex(b["parentHash"]),
+            "timestamp": int(b["timestamp"]),
+        }
+
+    def _logs(self, start: int, end: int) -> list[Any]:
+        flt = {"address": self.addresses, "fromBlock": start, "toBlock": end}
+        return list(self.chain._rpc(lambda: self.chain.w3.eth.get_logs(cast(Any, flt))))
+
+    # ---- re-org handling ----
+
+    def _common_ancestor(self, below: int) -> tuple[int, str | None]:
+        """Newest stored block at or below ``below`` whose hash the chain still has."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(blocks.c.number, blocks.c.hash)
+                .where(blocks.c.number <= below)
+                .order_by(blocks.c.number.desc())
+            ).all()
+        for number, h in rows:
+            b = self._block(int(number))
+            if b is not None and b["hash"] == h:
+                return int(number), str(h)
+        return self.deployment.deploy_block - 1, None
+
+    def _rollback(self, to_block: int, to_hash: str | None) -> None:
+        with self.engine.begin() as conn:
+            for t in _BLOCK_TABLES:
+                conn.execute(delete(t).where(t.c.block_number > to_block))
+            conn.execute(delete(blocks).where(blocks.c.number > to_block))
+            if to_hash is None:
+                conn.execute(delete(index_cursor).where(index_cursor.c.name == self.name))
+            else:
+                self._set_cursor(conn, to_block, to_hash)
+        log.warning("index rolled back to block %d (chain no longer matched)", to_block)
+
+    # ---- one pass ----
+
+    def sync(self, max_pages: int | None = None) -> SyncResult:
+        """Follow the chain up to its head (or ``max_pages`` pages). Thread-safe."""
+        with self._lock:
+            return self._sync(max_pages)
+
+    def _sync(self, max_pages: int | None) -> SyncResult:
+        rolled: int | None = None
+        number, bhash = self.cursor()
+        head = self.chain.head()
+        if bhash is not None:
+            at = self._block(number) if number <= head else None
+            if at is None or at["hash"] != bhash:
+                number, bhash = self._common_ancestor(min(number, head))
+                self._rollback(number, bhash)
+                rolled = number
+        first = number + 1
+        total_records = total_roles = 0
+        pages = 0
+        while number < head and (max_pages is None or pages < max_pages):
+            end = min(head, number + self.page)
+            new = self._index_range(number, bhash, end)
+            if new is None:  # the chain moved under us: re-check on the next pass
+                break
+            number, bhash, n_rec, n_roles = new
+            total_records += n_rec
+            total_roles += n_roles
+            pages += 1
+        return SyncResult(first, number, total_records, total_roles, rolled)
+
+    def _index_range(
+        self, prev: int, prev_hash: str | None, end: int
+    ) -> tuple[int, str, int, int] | None:
+        start = prev + 1
+        logs = self._logs(start, end)
+        wanted = {start, end} | {int(lg["blockNumber"]) for lg in logs}
+        fetched: dict[int, dict[str, Any]] = {}
+        for n in sorted(wanted):
+            b = self._block(n)
+            if b is None:
+                return None
+            fetched[n] = b
+        if prev_hash is not None and fetched[start]["parent_hash"] != prev_hash:
+            return None
+        rec_rows: list[dict[str, Any]] = []
+        role_rows: list[dict[str, Any]] = []
+        for lg in logs:
+            n = int(lg["blockNumber"])
+            bh = fetched[n]["hash"]
+            if _hex(lg["blockHash"]) != bh:
+                return None
+            topic0 = bytes(lg["topics"][0])
+            if topic0 == RECORDED_TOPIC:
+                rec_rows.append(record_row(lg, bh, fetched[n]["timestamp"]))
+            elif topic0 in (_ROLE_GRANTED, _ROLE_REVOKED, _SCOPE_GRANTED, _SCOPE_REVOKED):
+                role_rows.append(self._role_row(lg, topic0, bh))
+        with self.engine.begin() as conn:
+            for n, b in fetched.items():
+                conn.execute(delete(blocks).where(blocks.c.number == n))
+                conn.execute(insert(blocks).values(**b))
+            insert_ignore(conn, credit_records, rec_rows)
+            insert_ignore(conn, role_events, role_rows)
+            self._set_cursor(conn, end, fetched[end]["hash"])
+        if rec_rows and self.on_records is not None:
+            try:
+                self.on_records(
+                    [
+                        IndexedRecord(r["id"], r["seq"], r["block_number"], r["tx_hash"])
+                        for r in rec_rows
+                    ]
+                )
+            except Exception:  # a subscriber's failure must not stop indexing
+                log.exception("on_records callback failed")
+        return end, fetched[end]["hash"], len(rec_rows), len(role_rows)
+
+    def _role_row(self, lg: Any, topic0: bytes, block_hash: str) -> dict[str, Any]:
+        ev_name = {
+            _ROLE_GRANTED: "RoleGranted",
+            _ROLE_REVOKED: "RoleRevoked",
+            _SCOPE_GRANTED: "AgencyScopeGranted",
+            _SCOPE_REVOKED: "AgencyScopeRevoked",
+        }[topic0]
+        ev = getattr(self._roles.events, ev_name)().process_log(lg)
+        args = ev["args"]
+        if ev_name in ("RoleGranted", "RoleRevoked"):
+            role = role_from_id(bytes(args["role"]))
+            kind, role_name, account, cats = (
+                "granted" if ev_name == "RoleGranted" else "revoked",
+                role.value if role else _hex(args["role"]),
+                args["account"],
+                "",
+            )
+        else:
+            kind = "scope+" if ev_name == "AgencyScopeGranted" else "scope-"
+            role_name, account = "AGENCY", args["agency"]
+            cats = ",".join(str(c) for c in args["categories"])
+        return {
+            "event": kind,
+            "role": role_name,
+            "account": to_checksum_address(account),
+            "categories": cats,
+            "sender": to_checksum_address(args["sender"]),
+            "block_number": int(lg["blockNumber"]),
+            "block_hash": block_hash,
+            "tx_hash": _hex(lg["transactionHash"]),
+            "log_index": int(lg["logIndex"]),
+        }

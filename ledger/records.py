@@ -1,0 +1,561 @@
+"""Credit records: model, EIP-712 hashing and signing, pure verification, log decoding.
+
+Mirrors ``contracts/src/CreditLedger.sol`` (struct and constants in ``Common.sol``).
+
+Invariants:
+- Pure: data in, result out. No I/O and no clock (``now`` is always a parameter).
+- A :class:`CreditRecord` always fits its EIP-712 types (ranges and 32-byte fields are checked on
+  construction); whether it *makes sense* (kind, ref, category, dates, deadline, signature) is
+  :func:`check_record`'s job, which reports every problem with the contract's reason code.
+- The record id is the EIP-712 digest (:func:`record_digest`), byte-for-byte what the contract
+  computes and what eth-account's ``encode_typed_data`` gives.
+- Signatures are EIP-2098 compact (64 bytes: r ‖ vs, vs = (v-27) << 255 | s) with low s, as the
+  contract requires; 65-byte (r, s, v) input is converted, never stored.
+- The running hash is ``head' = keccak256(abi.encode(head, id))`` from zero, in ledger order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, NamedTuple
+
+from coincurve import PrivateKey, PublicKey
+from eth_utils import keccak, to_checksum_address
+
+from .errors import InvalidInput
+
+__all__ = [
+    "DOMAIN_NAME",
+    "DOMAIN_VERSION",
+    "MAX_BATCH",
+    "RECORDED_TOPIC",
+    "RECORD_TYPE",
+    "RECORD_TYPEHASH",
+    "REJECTED_TOPIC",
+    "ZERO_HASH",
+    "CreditRecord",
+    "Eip712Domain",
+    "InvalidRecord",
+    "InvalidSignature",
+    "Problem",
+    "RecordKind",
+    "RecordedLog",
+    "RejectReason",
+    "SignedRecord",
+    "SubjectKind",
+    "check_record",
+    "compact_signature",
+    "decode_recorded_log",
+    "decode_rejected_log",
+    "next_head",
+    "record_digest",
+    "record_from_json",
+    "record_to_json",
+    "recover_signer",
+    "replay_head",
+    "sign_record",
+    "signed_record_from_json",
+    "signed_record_to_json",
+    "struct_hash",
+    "typed_data",
+]
+
+
+class InvalidRecord(InvalidInput):
+    """A record that cannot be encoded, parsed or decoded."""
+
+    code = "invalid-record"
+
+
+class InvalidSignature(InvalidRecord):
+    """A signature that is malformed, malleable (high s) or recovers no key."""
+
+    code = "invalid-signature"
+
+
+class RecordKind(IntEnum):
+    """CREDIT_KIND_* in Common.sol. Every kind but RECORD refers to an earlier record (ref)."""
+
+    RECORD = 1
+    AMEND = 2
+    WITHDRAW = 3
+    OBJECTION = 4
+    RESOLUTION_UPHELD = 5
+    REPAIR = 6
+    RESOLUTION_REJECTED = 7
+
+
+class SubjectKind(IntEnum):
+    PERSON = 1
+    ENTITY = 2
+
+
+class RejectReason(IntEnum):
+    """CREDIT_REJECT_* in Common.sol, in the order the contract checks them."""
+
+    INVALID_KIND = 1
+    INVALID_REF = 2
+    INVALID_CATEGORY = 3
+    INVALID_SUBJECT = 4
+    INVALID_DATES = 5
+    INVALID_SIGNATURE = 6
+    NONCE_USED = 7
+    EXPIRED = 8
+    UNAUTHORIZED = 9
+
+
+DOMAIN_NAME = "zhixin CreditLedger"
+DOMAIN_VERSION = "1"
+MAX_BATCH = 500
+ZERO_HASH = bytes(32)
+
+# (EIP-712 name, Python attribute, ABI type) in struct order; all static, so the ABI encoding of
+# the struct is these words back to back.
+_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("kind", "kind", "uint8"),
+    ("subjectKind", "subject_kind", "uint8"),
+    ("category", "category", "uint16"),
+    ("occurredAt", "occurred_at", "uint64"),
+    ("effectiveFrom", "effective_from", "uint64"),
+    ("effectiveUntil", "effective_until", "uint64"),
+    ("deadline", "deadline", "uint64"),
+    ("amount", "amount", "uint128"),
+    ("subject", "subject", "bytes32"),
+    ("evidenceHash", "evidence_hash", "bytes32"),
+    ("reasonHash", "reason_hash", "bytes32"),
+    ("ref", "ref", "bytes32"),
+    ("nonce", "nonce", "uint256"),
+)
+RECORD_TYPE = "CreditRecord(" + ",".join(f"{t} {n}" for n, _, t in _FIELDS) + ")"
+RECORD_TYPEHASH = keccak(text=RECORD_TYPE)
+_DOMAIN_TYPEHASH = keccak(
+    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+RECORDED_TOPIC = keccak(
+    text="CreditRecorded(bytes32,address,bytes32,uint256,uint256,bytes32,bytes32,bytes32,"
+    "uint256,bytes32,bytes32,bytes32)"
+)
+REJECTED_TOPIC = keccak(text="CreditRecordRejected(bytes32,uint8)")
+
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = _SECP256K1_N // 2
+_S_MASK = (1 << 255) - 1
+_U64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreditRecord:
+    """One record exactly as the agency signs it. Hashes are raw 32-byte SHA-256 digests."""
+
+    kind: int
+    subject_kind: int
+    subject: bytes
+    category: int
+    occurred_at: int
+    effective_from: int
+    deadline: int
+    nonce: int
+    evidence_hash: bytes = ZERO_HASH
+    reason_hash: bytes = ZERO_HASH
+    effective_until: int = 0
+    amount: int = 0
+    ref: bytes = ZERO_HASH
+
+    def __post_init__(self) -> None:
+        for _name, attr, typ in _FIELDS:
+            value = getattr(self, attr)
+            if typ == "bytes32":
+                if not isinstance(value, bytes) or len(value) != 32:
+                    raise InvalidRecord(f"{attr} must be 32 bytes, got {value!r}")
+            else:
+                bits = int(typ[4:])
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise InvalidRecord(f"{attr} must be an integer, got {value!r}")
+                if not 0 <= value < 1 << bits:
+                    raise InvalidRecord(f"{attr} must fit {typ}, got {value}")
+
+    def words(self) -> bytes:
+        """The 13 ABI words of the struct (also its EIP-712 encodeData: every field is static)."""
+        out = bytearray()
+        for _name, attr, typ in _FIELDS:
+            value = getattr(self, attr)
+            out += value if typ == "bytes32" else value.to_bytes(32, "big")
+        return bytes(out)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The struct as web3 encodes a Solidity tuple argument."""
+        return tuple(getattr(self, attr) for _name, attr, _typ in _FIELDS)
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """A record and its agency's EIP-2098 compact signature (r ‖ vs, 64 bytes)."""
+
+    record: CreditRecord
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.signature, bytes) or len(self.signature) != 64:
+            raise InvalidSignature("signature must be 64 bytes (EIP-2098 compact)")
+
+    @property
+    def r(self) -> bytes:
+        return self.signature[:32]
+
+    @property
+    def vs(self) -> bytes:
+        return self.signature[32:]
+
+    @property
+    def s(self) -> int:
+        return int.from_bytes(self.vs, "big") & _S_MASK
+
+    @property
+    def v(self) -> int:
+        """27 or 28."""
+        return 27 + (self.vs[0] >> 7)
+
+    def signature65(self) -> bytes:
+        """The same signature as r ‖ s ‖ v (v 27/28), for tools that want 65 bytes."""
+        return self.r + self.s.to_bytes(32, "big") + bytes([self.v])
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The SignedRecord struct as web3 encodes it."""
+        return (self.record.as_tuple(), self.r, self.vs)
+
+
+@dataclass(frozen=True)
+class Eip712Domain:
+    """The ledger's EIP-712 domain: fixed name and version, this chain, this contract."""
+
+    chain_id: int
+    verifying_contract: str
+    separator: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            contract = to_checksum_address(self.verifying_contract)
+        except (ValueError, TypeError):
+            raise InvalidInput(f"invalid contract address {self.verifying_contract!r}") from None
+        object.__setattr__(self, "verifying_contract", contract)
+        sep = keccak(
+            _DOMAIN_TYPEHASH
+            + keccak(text=DOMAIN_NAME)
+            + keccak(text=DOMAIN_VERSION)
+            + self.chain_id.to_bytes(32, "big")
+            + bytes(12)
+            + bytes.fromhex(contract[2:])
+        )
+        object.__setattr__(self, "separator", sep)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a record would be refused, with the contract's reason code."""
+
+    reason: RejectReason
+    field: str
+    detail: str
+
+
+class RecordedLog(NamedTuple):
+    """A decoded CreditRecorded event."""
+
+    signed: SignedRecord
+    signer: str
+    seq: int
+    head_after: bytes
+
+
+# ---- hashing, signing, recovery ----
+
+
+def struct_hash(record: CreditRecord) -> bytes:
+    return keccak(RECORD_TYPEHASH + record.words())
+
+
+def record_digest(record: CreditRecord, domain: Eip712Domain) -> bytes:
+    """The EIP-712 digest, which is also the record's id on the ledger."""
+    return keccak(b"\x19\x01" + domain.separator + struct_hash(record))
+
+
+def typed_data(record: CreditRecord, domain: Eip712Domain) -> dict[str, Any]:
+    """The EIP-712 JSON form (eth_signTypedData_v4 / eth-account ``full_message``)."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "CreditRecord": [{"name": n, "type": t} for n, _, t in _FIELDS],
+        },
+        "primaryType": "CreditRecord",
+        "domain": domain.as_json(),
+        "message": {
+            n: ("0x" + getattr(record, a).hex() if t == "bytes32" else getattr(record, a))
+            for n, a, t in _FIELDS
+        },
+    }
+
+
+def compact_signature(signature: bytes) -> bytes:
+    """EIP-2098 form of a 64- or 65-byte signature; refuses bad v, high s, zero r or s."""
+    if len(signature) == 65:
+        r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
+        if v in (0, 1):
+            v += 27
+        if v not in (27, 28):
+            raise InvalidSignature(f"signature v must be 27 or 28, got {signature[64]}")
+        if s > _HALF_N:
+            raise InvalidSignature("signature s is in the upper half of the curve order")
+        compact = r + ((v - 27) << 255 | s).to_bytes(32, "big")
+    elif len(signature) == 64:
+        compact = bytes(signature)
+    else:
+        raise InvalidSignature(f"signature must be 64 or 65 bytes, got {len(signature)}")
+    _check_rs(compact)
+    return compact
+
+
+def _check_rs(compact: bytes) -> None:
+    r = int.from_bytes(compact[:32], "big")
+    s = int.from_bytes(compact[32:], "big") & _S_MASK
+    if s > _HALF_N:
+        raise InvalidSignature("signature s is in the upper half of the curve order")
+    if not (0 < r < _SECP256K1_N) or s == 0:
+        raise InvalidSignature("signature r or s is out of range")
+
+
+def sign_record(record: CreditRecord, private_key: bytes, domain: Eip712Domain) -> SignedRecord:
+    """Signs the record's digest (libsecp256k1 always yields low s)."""
+    sig = PrivateKey(private_key).sign_recoverable(record_digest(record, domain), hasher=None)
+    r, s, recid = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    return SignedRecord(record, r + (recid << 255 | s).to_bytes(32, "big"))
+
+
+def recover_signer(signed: SignedRecord, domain: Eip712Domain) -> str:
+    """The checksum address that signed, exactly as the contract's ecrecover would find it."""
+    _check_rs(signed.signature)
+    sig65 = signed.r + signed.s.to_bytes(32, "big") + bytes([signed.v - 27])
+    try:
+        pub = PublicKey.from_signature_and_message(
+            sig65, record_digest(signed.record, domain), hasher=None
+        )
+    except Exception as exc:  # coincurve raises plain Exception/ValueError on bad input
+        raise InvalidSignature(f"signature recovers no key: {exc}") from None
+    return to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:])
+
+
+# ---- verification ----
+
+
+def check_record(signed: SignedRecord, domain: Eip712Domain, now: int) -> list[Problem]:
+    """Every problem the contract would refuse the record for without reading chain state.
+
+    Not checked here (they need the chain): nonce already used, agency role and category scope.
+    """
+    rec = signed.record
+    out: list[Problem] = []
+    if rec.kind not in RecordKind._value2member_map_:
+        out.append(Problem(RejectReason.INVALID_KIND, "kind", f"unknown record kind {rec.kind}"))
+    elif rec.kind == RecordKind.RECORD and rec.ref != ZERO_HASH:
+        out.append(Problem(RejectReason.INVALID_REF, "ref", "an original RECORD has no ref"))
+    elif rec.kind != RecordKind.RECORD and rec.ref == ZERO_HASH:
+        name = RecordKind(rec.kind).name
+        out.append(
+            Problem(RejectReason.INVALID_REF, "ref", f"{name} must name the record it refers to")
+        )
+    if rec.category == 0:
+        out.append(Problem(RejectReason.INVALID_CATEGORY, "category", "category 0 is reserved"))
+    if rec.subject_kind not in SubjectKind._value2member_map_:
+        out.append(
+            Problem(
+                RejectReason.INVALID_SUBJECT,
+                "subjectKind",
+                f"subject kind must be 1 (person) or 2 (entity), got {rec.subject_kind}",
+            )
+        )
+    if rec.subject == ZERO_HASH:
+        out.append(Problem(RejectReason.INVALID_SUBJECT, "subject", "subject pseudonym is zero"))
+    if rec.effective_until != 0 and rec.effective_until < rec.effective_from:
+        out.append(
+            Problem(
+                RejectReason.INVALID_DATES,
+                "effectiveUntil",
+                f"effectiveUntil {rec.effective_until} is before effectiveFrom "
+                f"{rec.effective_from}",
+            )
+        )
+    try:
+        recover_signer(signed, domain)
+    except InvalidSignature as exc:
+        out.append(Problem(RejectReason.INVALID_SIGNATURE, "signature", exc.detail))
+    if now > rec.deadline:
+        out.append(
+            Problem(RejectReason.EXPIRED, "deadline", f"deadline {rec.deadline} passed (now {now})")
+        )
+    return out
+
+
+def next_head(head: bytes, record_id: bytes) -> bytes:
+    """One step of the running hash: keccak256(abi.encode(head, id))."""
+    return keccak(head + record_id)
+
+
+def replay_head(ids: Iterable[bytes], start: bytes = ZERO_HASH) -> bytes:
+    h = start
+    for record_id in ids:
+        h = keccak(h + record_id)
+    return h
+
+
+# ---- JSON (hex strings) for the HTTP layer ----
+
+_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
+def record_to_json(record: CreditRecord) -> dict[str, Any]:
+    """EIP-712 field names; hashes as 0x hex; amount and nonce as decimal strings (> 2^53)."""
+    out: dict[str, Any] = {}
+    for name, attr, typ in _FIELDS:
+        value = getattr(record, attr)
+        if typ == "bytes32":
+            out[name] = "0x" + value.hex()
+        elif typ in ("uint128", "uint256"):
+            out[name] = str(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _parse_int(name: str, value: Any, names: Mapping[str, int] | None = None) -> int:
+    if isinstance(value, bool):
+        raise InvalidRecord(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        v = value.strip()
+        if names is not None and v.upper().replace("-", "_") in names:
+            return names[v.upper().replace("-", "_")]
+        try:
+            if v.lower().startswith("0x"):
+                return int(v, 16)
+            if v.isdigit():
+                return int(v)
+        except ValueError:
+            pass
+    raise InvalidRecord(f"{name} must be an integer, got {value!r}")
+
+
+def _parse_bytes(name: str, value: Any) -> bytes:
+    if not isinstance(value, str) or not _HEX32.fullmatch(value.strip()):
+        raise InvalidRecord(f"{name} must be 0x followed by 64 hex digits, got {value!r}")
+    return bytes.fromhex(value.strip()[2:])
+
+
+def record_from_json(doc: Mapping[str, Any]) -> CreditRecord:
+    """Strict: unknown keys are refused; kind and subjectKind also accept their names."""
+    if not isinstance(doc, Mapping):
+        raise InvalidRecord("record must be a JSON object")
+    known = {n for n, _, _ in _FIELDS}
+    extra = set(doc) - known
+    if extra:
+        raise InvalidRecord(f"unknown record fields: {', '.join(sorted(extra))}")
+    optional = {"evidenceHash", "reasonHash", "effectiveUntil", "amount", "ref"}
+    missing = known - set(doc) - optional
+    if missing:
+        raise InvalidRecord(f"missing record fields: {', '.join(sorted(missing))}")
+    kwargs: dict[str, Any] = {}
+    for name, attr, typ in _FIELDS:
+        if name not in doc:
+            continue
+        value = doc[name]
+        if typ == "bytes32":
+            kwargs[attr] = _parse_bytes(name, value)
+        elif name == "kind":
+            kwargs[attr] = _parse_int(name, value, RecordKind.__members__)
+        elif name == "subjectKind":
+            kwargs[attr] = _parse_int(name, value, SubjectKind.__members__)
+        else:
+            kwargs[attr] = _parse_int(name, value)
+    return CreditRecord(**kwargs)
+
+
+def signed_record_to_json(signed: SignedRecord) -> dict[str, Any]:
+    return {"record": record_to_json(signed.record), "signature": "0x" + signed.signature.hex()}
+
+
+def signed_record_from_json(doc: Mapping[str, Any]) -> SignedRecord:
+    """Accepts a 64-byte (EIP-2098) or 65-byte (r, s, v) hex signature."""
+    if not isinstance(doc, Mapping) or set(doc) != {"record", "signature"}:
+        raise InvalidRecord("signed record must be an object with 'record' and 'signature'")
+    sig = doc["signature"]
+    if not isinstance(sig, str) or not re.fullmatch(r"0x[0-9a-fA-F]{128}([0-9a-fA-F]{2})?", sig):
+        raise InvalidSignature("signature must be 0x followed by 128 or 130 hex digits")
+    return SignedRecord(record_from_json(doc["record"]), compact_signature(bytes.fromhex(sig[2:])))
+
+
+# ---- logs ----
+
+
+def _raw(value: Any) -> bytes:
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+def decode_recorded_log(log: Mapping[str, Any]) -> RecordedLog:
+    """A CreditRecorded log (web3 or raw JSON-RPC form) → record, signature, signer, seq, head.
+
+    Does not verify: feed ``signed`` to :func:`recover_signer` and compare with ``signer``.
+    """
+    topics = [_raw(t) for t in log["topics"]]
+    data = _raw(log["data"])
+    if len(topics) != 4 or topics[0] != RECORDED_TOPIC or len(data) != 9 * 32:
+        raise InvalidRecord("not a CreditRecorded log")
+    w = [int.from_bytes(data[i : i + 32], "big") for i in range(0, 9 * 32, 32)]
+    meta, times = w[0], w[1]
+    record = CreditRecord(
+        kind=meta & 0xFF,
+        subject_kind=(meta >> 8) & 0xFF,
+        category=(meta >> 16) & 0xFFFF,
+        amount=(meta >> 32) & ((1 << 128) - 1),
+        occurred_at=times & _U64,
+        effective_from=(times >> 64) & _U64,
+        effective_until=(times >> 128) & _U64,
+        deadline=(times >> 192) & _U64,
+        subject=topics[3],
+        evidence_hash=data[64:96],
+        reason_hash=data[96:128],
+        ref=data[128:160],
+        nonce=w[5],
+    )
+    signed = SignedRecord(record, data[192:256])
+    signer = to_checksum_address(topics[2][12:])
+    return RecordedLog(signed, signer, (meta >> 160) & _U64, data[256:288])
+
+
+def decode_rejected_log(log: Mapping[str, Any]) -> tuple[bytes, RejectReason | int]:
+    """A CreditRecordRejected log → (record id, reason)."""
+    topics = [_raw(t) for t in log["topics"]]
+    data = _raw(log["data"])
+    if len(topics) != 2 or topics[0] != REJECTED_TOPIC or len(data) != 32:
+        raise InvalidRecord("not a CreditRecordRejected log")
+    code = int.from_bytes(data, "big")
+    try:
+        return topics[1], RejectReason(code)
+    except ValueError:
+        return topics[1], code
