@@ -18,6 +18,9 @@ from rich.table import Table
 
 from ledger.errors import ZhixinError
 
+from .cli_identity import TYPERS as IDENTITY_TYPERS
+from .cli_records import records_app
+from .cli_rules import rules_app
 from .settings import Settings
 
 __all__ = ["app", "main"]
@@ -31,6 +34,10 @@ app = typer.Typer(
 )
 roles_app = typer.Typer(help="On-chain roles: grant, revoke, list.", no_args_is_help=True)
 app.add_typer(roles_app, name="roles")
+app.add_typer(rules_app, name="rules")
+app.add_typer(records_app, name="records")
+for _sub, _name in IDENTITY_TYPERS:  # did, credentials, wallet (api/cli_identity.py)
+    app.add_typer(_sub, name=_name)
 
 out = Console()
 
@@ -279,6 +286,11 @@ def roles_list(
     for m in members:
         table.add_row(m.role.value, m.account, ", ".join(map(str, m.categories)))
     out.print(table)
+
+
+from .cli_audit import audit as _audit  # noqa: E402 - registered after the shared options
+
+app.command("audit")(_audit)
 
 
 def main(argv: list[str] | None = None) -> None:

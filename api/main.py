@@ -9,7 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .problems import install_problem_handlers
+from .routes import audit as audit_routes
 from .routes import credit, health
+from .routes import identity as identity_routes
+from .routes import rules as rules_routes
 from .runtime import Runtime
 from .settings import Settings
 
@@ -49,4 +52,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(credit.router)
+    app.include_router(audit_routes.router)
+    app.include_router(rules_routes.router)
+    app.include_router(identity_routes.router)
     return app

@@ -70,6 +70,12 @@ class Runtime:
     credit: CreditService | None = None
     indexer: Indexer | None = None
     submitter: Submitter | None = None
+    # ---- rules (joint reward and punishment) ----
+    tlog: Any = None  # ledger.tlog_service.TransparencyLog
+    anchorer: Any = None  # ledger.tlog_service.Anchorer
+    rules: Any = None  # ledger.rules_service.RulesService
+    webhooks: Any = None  # ledger.webhooks.WebhookService
+    record_listeners: list[Any] = field(default_factory=list)  # indexer on_records subscribers
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -104,11 +110,97 @@ class Runtime:
             on_accept=self.submitter.wake,
         )
         self.indexer = Indexer(self.chain, self.engine, self.deployment)
+        # ---- rules (joint reward and punishment): begin ----
+        self.indexer.on_records = self._on_records
+        self._start_rules()
+        # ---- rules: end ----
+        self._start_tlog()
         self.indexer.sync()
         self.submitter.start()
         self._spawn(self._follow, "zhixin-indexer")
         if self.node is not None:
             self._spawn(self._watch_node, "zhixin-node-watchdog")
+
+    def _on_records(self, records: list[Any]) -> None:
+        """Fan indexed records out to every registered listener; one failing stops no other."""
+        for listener in list(self.record_listeners):
+            try:
+                listener(records)
+            except Exception:
+                log.exception("record listener %r failed", listener)
+
+    def _start_tlog(self) -> None:
+        """The transparency log over all records, and periodic anchoring of its root."""
+        from ledger.tlog_service import Anchorer, TransparencyLog, load_or_create_key, log_origin
+
+        assert self.engine is not None
+        origin = log_origin(self.deployment.chain_id, self.deployment.address("CreditLedger"))
+        self.tlog = TransparencyLog.from_index(
+            self.engine, origin, load_or_create_key(self.settings.data_dir)
+        )
+        publisher = getattr(self.rules, "publisher", None)
+        self.anchorer = Anchorer(
+            self.tlog,
+            publisher,
+            self.deployment.contracts.get("RuleRegistry"),
+            every_records=self.settings.checkpoint_every_records,
+            every_seconds=self.settings.checkpoint_every_s,
+        )
+        registry = self.deployment.contracts.get("RuleRegistry")
+        if registry is not None:  # resume after the last anchored size (it must only grow)
+            from ledger.rules_registry import RuleRegistryClient
+
+            self.anchorer.anchored_size = (
+                RuleRegistryClient(self.chain, registry).latest_checkpoint().tree_size
+            )
+            self.anchorer.anchored_at = time.time()
+        self._spawn(self._anchor_loop, "zhixin-tlog")
+
+    def _anchor_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                assert self.engine is not None
+                self.tlog.sync(self.engine)
+                self.anchorer.maybe_anchor(time.time())
+            except ZhixinError as exc:
+                log.warning("transparency log: %s", exc.detail)
+            except Exception:
+                log.exception("transparency log failed; retrying")
+
+    def _start_rules(self) -> None:
+        """Rule registry client, rules service (incremental, hooked to the index), webhooks."""
+        from ledger.rules import load_measures
+        from ledger.rules_registry import RuleRegistryClient
+        from ledger.rules_service import RulesService
+        from ledger.webhooks import WebhookService
+
+        assert self.engine is not None and self.credit is not None and self.indexer is not None
+        measures = load_measures()
+        self.webhooks = WebhookService(
+            self.engine, known_sectors={m.agency for m in measures.measures}
+        )
+        publisher = None
+        key = self.dev_identities.get("rule-publisher", {}).get("private_key")
+        path = self.settings.data_dir / "publisher.keystore.json"
+        if key:
+            publisher = Sender(self.chain, account_from_hex(key), decoder())
+        elif path.exists():
+            publisher = Sender(self.chain, load_keystore(path, self.settings.password()), decoder())
+        self.rules = RulesService(
+            engine=self.engine,
+            registry=RuleRegistryClient(self.chain, self.deployment.address("RuleRegistry")),
+            ledger=self.credit.ledger,
+            credit=self.credit,
+            catalog=self.credit.catalog,
+            measures=measures,
+            publisher=publisher,
+            webhooks=self.webhooks,
+            deploy_block=self.deployment.deploy_block,
+            sync_index=self.indexer.sync,
+        )
+        self.rules.start()
+        self.record_listeners.append(self.rules.on_records)
+        self.webhooks.start()
 
     def _spawn(self, fn: Any, name: str) -> None:
         t = threading.Thread(target=fn, name=name, daemon=True)
@@ -205,6 +297,8 @@ class Runtime:
         if self.submitter is not None:
             self.submitter.stop()
             self.submitter = None
+        if self.webhooks is not None:  # rules: stop the delivery worker (pending rows stay)
+            self.webhooks.stop()
         self._stop.set()
         for t in self._threads:
             t.join(timeout=10)

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
         default=None, description="hex HMAC key for subject pseudonyms (>= 32 bytes)"
     )
     batch_size: int = 200
+    checkpoint_every_records: int = 1000
+    checkpoint_every_s: float = 300.0
     index_poll_s: float = 0.2
 
     dev: bool = False

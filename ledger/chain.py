@@ -157,7 +157,13 @@ class RpcChain(Chain):
 
         self.url = url
         self.kind = kind
-        super().__init__(Web3(HTTPProvider(url, request_kwargs={"timeout": timeout})))
+        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        # "validation" asks eth_chainId before every eth_call (doubling round trips); we sign
+        # locally with an explicit chainId and never use ENS names
+        for name in ("validation", "ens_name_to_address", "gas_price_strategy"):
+            with contextlib.suppress(ValueError, KeyError):
+                w3.middleware_onion.remove(name)
+        super().__init__(w3)
 
     def status(self) -> dict[str, Any]:
         return {"kind": self.kind, "rpc_url": self.url}

@@ -55,7 +55,13 @@ COMPILER_SETTINGS: dict[str, Any] = {
     },
 }
 # Deployed contracts, in deployment order (a contract may take earlier ones as arguments).
-CONTRACT_NAMES: tuple[str, ...] = ("Roles", "CreditLedger", "CredentialRegistry", "DIDRegistry")
+CONTRACT_NAMES: tuple[str, ...] = (
+    "Roles",
+    "CreditLedger",
+    "CredentialRegistry",
+    "DIDRegistry",
+    "RuleRegistry",
+)
 
 
 @dataclass(frozen=True)

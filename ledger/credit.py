@@ -6,6 +6,8 @@ Invariants:
 - ``recordBatch`` emits exactly one CreditRecorded or CreditRecordRejected per item, in order;
   :meth:`CreditLedgerClient.submit_batch` checks that and pairs outcomes with inputs, so the
   outbox can resubmit a batch after a crash and read already-included items as NONCE_USED.
+- Records travel as the contract's 9-word ``PackedRecord`` (:meth:`SignedRecord.as_tuple`);
+  agencies sign the typed EIP-712 struct, which the contract rebuilds to hash.
 - The single :meth:`CreditLedgerClient.submit` is simulated first: a refused record raises
   :class:`~ledger.errors.ContractReverted` with the contract's named error and sends nothing.
 """
@@ -42,8 +44,8 @@ __all__ = [
     "LedgerState",
 ]
 
-# Measured on anvil: ~14.4k per record in batches of 100 with a warm nonce word, up to ~45k when
-# every record opens a fresh nonce word of a new agency (20k SSTORE + cold Roles lookups).
+# Measured on anvil: ~11.9k per record in batches of 100 with a warm nonce word (ADR 0002), up to
+# ~42k when every record opens a fresh nonce word of a new agency (20k SSTORE + cold Roles calls).
 GAS_BASE = 80_000
 GAS_PER_RECORD = 50_000
 

@@ -27,8 +27,8 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, and_, func, select, update
 
-from .chain import Sender
-from .credit import CreditLedgerClient
+from .chain import Sender, TxResult, encode_call
+from .credit import GAS_BASE, GAS_PER_RECORD, CreditLedgerClient
 from .db import credit_records, outbox
 from .errors import ChainError, ZhixinError
 from .records import RECORDED_TOPIC, RejectReason, SignedRecord, signed_record_to_json
@@ -40,6 +40,19 @@ log = logging.getLogger("zhixin.outbox")
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _word(n: int) -> bytes:
+    return n.to_bytes(32, "big")
+
+
+def _static_words(value: Any) -> bytes:
+    """ABI encoding of a (nested) tuple of static words: ints and 32-byte values inline."""
+    if isinstance(value, tuple | list):
+        return b"".join(_static_words(v) for v in value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).ljust(32, b"\0")  # bytesN is left-aligned
+    return int(value).to_bytes(32, "big")
 
 
 def _hex(b: bytes) -> str:
@@ -184,7 +197,9 @@ class Submitter:
         batch_size: int = 200,
         final_depth: int = 5,
         settle_s: float = 3.0,
-        idle_s: float = 0.1,
+        idle_s: float = 0.05,
+        max_inflight: int = 8,
+        receipt_timeout: float = 15.0,
     ) -> None:
         self.box = box
         self.ledger = ledger
@@ -197,6 +212,14 @@ class Submitter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_reconcile = 0.0
+        self._inflight: dict[str, tuple[list[str], float]] = {}
+        self.max_inflight = max_inflight
+        self.receipt_timeout = receipt_timeout
+        self.gas_used = 0
+        self.records_sent = 0
+        self._selector = encode_call(ledger.contract, "recordBatch", [[]])[:4]
+        self._encoding_checked = False
+        self._fast_ok = False
 
     def start(self) -> None:
         self.recover()
@@ -209,7 +232,9 @@ class Submitter:
     def stop(self, drain_s: float = 10.0) -> None:
         """Stop after draining what is pending (up to ``drain_s``), for graceful shutdown."""
         deadline = time.monotonic() + drain_s
-        while time.monotonic() < deadline and self.box.counts().get("pending", 0):
+        while time.monotonic() < deadline and (
+            self.box.counts().get("pending", 0) or self._inflight
+        ):
             self.wake()
             time.sleep(0.05)
         self._stop.set()
@@ -221,48 +246,117 @@ class Submitter:
         while not self._stop.is_set():
             try:
                 sent = self.step()
+                done = self.poll()
                 if time.monotonic() - self._last_reconcile > 1.0:
                     self.reconcile()
                     self._last_reconcile = time.monotonic()
             except ZhixinError as exc:
                 log.warning("submitter: %s", exc.detail)
-                sent = 0
+                sent = done = 0
                 self._stop.wait(0.5)
             except Exception:
                 log.exception("submitter failed; retrying")
-                sent = 0
+                sent = done = 0
                 self._stop.wait(0.5)
-            if not sent:
+            if not sent and not done:
                 self._wake.wait(self.idle_s)
                 self._wake.clear()
 
-    # ---- one batch ----
+    # ---- pipelined batches ----
 
     def step(self) -> int:
-        """Send one batch of pending records; returns how many were sent."""
-        items = self.box._take(self.batch_size)
-        if not items:
-            return 0
-        ids = [i for i, _ in items]
-        with self.box.engine.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(ids))
-                .values(
-                    status="submitted",
-                    attempts=outbox.c.attempts + 1,
-                    updated_at=_now_ms(),
-                    tx_hash=None,
+        """Send batches of pending records without waiting for receipts (up to ``max_inflight``
+        transactions in flight); returns how many records were sent."""
+        sent = 0
+        while len(self._inflight) < self.max_inflight:
+            items = self.box._take(self.batch_size)
+            if not items:
+                break
+            ids = [i for i, _ in items]
+            self.box._set(ids, status="submitted", tx_hash=None)
+            with self.box.engine.begin() as conn:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(ids))
+                    .values(attempts=outbox.c.attempts + 1)
                 )
+            data = self._encode([s for _, s in items])
+            try:
+                tx_hash = self.sender.send(
+                    self.ledger.address,
+                    data,
+                    gas=GAS_BASE + GAS_PER_RECORD * len(items),
+                    what=f"recordBatch({len(items)})",
+                    simulate=False,
+                    wait=False,
+                )
+            except ChainError as exc:
+                # unknown whether it landed: back to pending; resubmission is idempotent
+                self.box._set(ids, status="pending", last_error=exc.detail[:500])
+                raise
+            assert isinstance(tx_hash, str)
+            self.box._set(ids, tx_hash=tx_hash)
+            self._inflight[tx_hash] = (ids, time.monotonic())
+            sent += len(items)
+        return sent
+
+    def _encode(self, signed: Sequence[SignedRecord]) -> bytes:
+        """recordBatch calldata. Every SignedRecord field is static, so the ABI encoding is the
+        selector, the array offset and length, then each item's words back to back; ~100x faster
+        than web3's generic encoder. Checked once against web3's encoding (fallback if not)."""
+        fast = (
+            self._selector
+            + _word(32)
+            + _word(len(signed))
+            + b"".join(s.record.words() + s.r + s.vs for s in signed)
+        )
+        if not self._encoding_checked:
+            slow = encode_call(
+                self.ledger.contract, "recordBatch", [[x.as_tuple() for x in signed]]
             )
-        try:
-            res = self.ledger.submit_batch(self.sender, [s for _, s in items])
-        except ChainError as exc:
-            # unknown whether it landed: back to pending; resubmission is idempotent
-            self.box._set(ids, status="pending", last_error=exc.detail[:500])
-            raise
-        self._apply_outcomes(ids, res.tx.tx_hash, res.tx.block_number, res.outcomes)
-        return len(items)
+            self._fast_ok = slow == fast
+            self._encoding_checked = True
+            if not self._fast_ok:
+                log.warning("fast recordBatch encoding differs from web3's; using web3's")
+            return slow
+        if self._fast_ok:
+            return fast
+        return encode_call(self.ledger.contract, "recordBatch", [[x.as_tuple() for x in signed]])
+
+    def poll(self) -> int:
+        """Collect receipts of in-flight batches; a batch with no receipt in time is resent."""
+        done = 0
+        w3 = self.ledger.chain.w3
+        for tx_hash, (ids, sent_at) in list(self._inflight.items()):
+            try:
+                receipt = w3.eth.get_transaction_receipt(cast(Any, tx_hash))
+            except (ConnectionError, OSError) as exc:
+                raise ChainError(f"chain node unreachable: {exc}") from exc
+            except Exception:  # TransactionNotFound: not mined yet
+                receipt = None
+            if receipt is None:
+                if time.monotonic() - sent_at > self.receipt_timeout:
+                    log.warning("batch %s has no receipt; resubmitting", tx_hash)
+                    del self._inflight[tx_hash]
+                    self.sender.reset_nonce()
+                    self.box._set(ids, status="pending", last_error="no receipt")
+                continue
+            del self._inflight[tx_hash]
+            if receipt["status"] != 1:
+                self.box._set(ids, status="pending", last_error=f"batch {tx_hash} reverted")
+                continue
+            res = TxResult(
+                tx_hash=tx_hash,
+                block_number=int(receipt["blockNumber"]),
+                gas_used=int(receipt["gasUsed"]),
+                receipt=receipt,
+            )
+            self.gas_used += res.gas_used
+            self.records_sent += len(ids)
+            outcomes = self.ledger._outcomes(res, len(ids))
+            self._apply_outcomes(ids, tx_hash, res.block_number, outcomes)
+            done += len(ids)
+        return done
 
     def _apply_outcomes(
         self, ids: Sequence[str], tx_hash: str, block: int, outcomes: Sequence[Any]
@@ -381,6 +475,8 @@ def status_of(box: Outbox, engine: Engine, record_id: str) -> dict[str, Any] | N
         )
         if item is None:
             out["status"] = "final"
+        elif item.status in ("pending", "submitted"):
+            out["status"] = "onchain"  # indexed before the submitter polled its receipt
     else:
         out.update(
             indexed=False,

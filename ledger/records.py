@@ -12,6 +12,10 @@ Invariants:
 - Signatures are EIP-2098 compact (64 bytes: r ‖ vs, vs = (v-27) << 255 | s) with low s, as the
   contract requires; 65-byte (r, s, v) input is converted, never stored.
 - The running hash is ``head' = keccak256(abi.encode(head, id))`` from zero, in ledger order.
+- On the wire a signed record is the contract's 9-word ``PackedRecord`` (narrow fields packed
+  into ``meta`` and ``times``); the CreditRecorded log carries the same words plus ``seq`` and
+  ``headAfter``, and ``ref`` only for lifecycle kinds. The agency is not in the log: it is
+  recovered from the id topic and the signature (docs/adr/0002-credit-ledger-gas.md).
 """
 
 from __future__ import annotations
@@ -135,8 +139,8 @@ _DOMAIN_TYPEHASH = keccak(
     text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 RECORDED_TOPIC = keccak(
-    text="CreditRecorded(bytes32,address,bytes32,uint256,uint256,bytes32,bytes32,bytes32,"
-    "uint256,bytes32,bytes32,bytes32)"
+    text="CreditRecorded(bytes32,uint256,uint256,bytes32,bytes32,bytes32,uint256,bytes32,bytes32,"
+    "bytes32)"
 )
 REJECTED_TOPIC = keccak(text="CreditRecordRejected(bytes32,uint8)")
 
@@ -186,8 +190,23 @@ class CreditRecord:
         return bytes(out)
 
     def as_tuple(self) -> tuple[Any, ...]:
-        """The struct as web3 encodes a Solidity tuple argument."""
+        """The typed struct as web3 encodes a Solidity tuple argument (hashRecord)."""
         return tuple(getattr(self, attr) for _name, attr, _typ in _FIELDS)
+
+    @property
+    def meta(self) -> int:
+        """kind | subjectKind << 8 | category << 16 | amount << 32: the packed narrow fields."""
+        return self.kind | self.subject_kind << 8 | self.category << 16 | self.amount << 32
+
+    @property
+    def times(self) -> int:
+        """occurredAt | effectiveFrom << 64 | effectiveUntil << 128 | deadline << 192."""
+        return (
+            self.occurred_at
+            | self.effective_from << 64
+            | self.effective_until << 128
+            | self.deadline << 192
+        )
 
 
 @dataclass(frozen=True)
@@ -223,8 +242,35 @@ class SignedRecord:
         return self.r + self.s.to_bytes(32, "big") + bytes([self.v])
 
     def as_tuple(self) -> tuple[Any, ...]:
-        """The SignedRecord struct as web3 encodes it."""
-        return (self.record.as_tuple(), self.r, self.vs)
+        """The contract's ``PackedRecord`` (the calldata form of record/recordBatch) as web3
+        encodes it: the agency signed the typed record; the ledger unpacks this to hash it."""
+        rec = self.record
+        return (
+            rec.meta,
+            rec.times,
+            rec.subject,
+            rec.evidence_hash,
+            rec.reason_hash,
+            rec.nonce,
+            self.r,
+            self.vs,
+            rec.ref,
+        )
+
+    def packed_words(self) -> bytes:
+        """The ABI encoding of :meth:`as_tuple` (288 bytes; every word is static), so a batch's
+        calldata is the selector, offset, length and these back to back."""
+        rec = self.record
+        return (
+            rec.meta.to_bytes(32, "big")
+            + rec.times.to_bytes(32, "big")
+            + rec.subject
+            + rec.evidence_hash
+            + rec.reason_hash
+            + rec.nonce.to_bytes(32, "big")
+            + self.signature
+            + rec.ref
+        )
 
 
 @dataclass(frozen=True)
@@ -348,12 +394,14 @@ def sign_record(record: CreditRecord, private_key: bytes, domain: Eip712Domain) 
 
 def recover_signer(signed: SignedRecord, domain: Eip712Domain) -> str:
     """The checksum address that signed, exactly as the contract's ecrecover would find it."""
+    return _recover_digest(signed, record_digest(signed.record, domain))
+
+
+def _recover_digest(signed: SignedRecord, digest: bytes) -> str:
     _check_rs(signed.signature)
     sig65 = signed.r + signed.s.to_bytes(32, "big") + bytes([signed.v - 27])
     try:
-        pub = PublicKey.from_signature_and_message(
-            sig65, record_digest(signed.record, domain), hasher=None
-        )
+        pub = PublicKey.from_signature_and_message(sig65, digest, hasher=None)
     except Exception as exc:  # coincurve raises plain Exception/ValueError on bad input
         raise InvalidSignature(f"signature recovers no key: {exc}") from None
     return to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:])
@@ -520,14 +568,20 @@ def _raw(value: Any) -> bytes:
 def decode_recorded_log(log: Mapping[str, Any]) -> RecordedLog:
     """A CreditRecorded log (web3 or raw JSON-RPC form) → record, signature, signer, seq, head.
 
-    Does not verify: feed ``signed`` to :func:`recover_signer` and compare with ``signer``.
+    Layout (topics: event, id): meta, times, subject, evidenceHash, reasonHash, nonce, r, vs,
+    headAfter, then ref for every kind but RECORD (a RECORD's ref is zero by rule, not logged).
+    The signer is not in the log: it is recovered from the id topic and the signature (~75 µs),
+    exactly as the ledger did before appending. Does not check that the id is the record's
+    digest: an auditor compares ``record_digest(signed.record, domain)`` with the id topic.
     """
     topics = [_raw(t) for t in log["topics"]]
     data = _raw(log["data"])
-    if len(topics) != 4 or topics[0] != RECORDED_TOPIC or len(data) != 9 * 32:
+    if len(topics) != 2 or topics[0] != RECORDED_TOPIC or len(data) not in (288, 320):
         raise InvalidRecord("not a CreditRecorded log")
-    w = [int.from_bytes(data[i : i + 32], "big") for i in range(0, 9 * 32, 32)]
-    meta, times = w[0], w[1]
+    meta = int.from_bytes(data[0:32], "big")
+    times = int.from_bytes(data[32:64], "big")
+    if (len(data) == 320) != ((meta & 0xFF) != RecordKind.RECORD):
+        raise InvalidRecord("CreditRecorded data length does not match the record kind")
     record = CreditRecord(
         kind=meta & 0xFF,
         subject_kind=(meta >> 8) & 0xFF,
@@ -537,14 +591,14 @@ def decode_recorded_log(log: Mapping[str, Any]) -> RecordedLog:
         effective_from=(times >> 64) & _U64,
         effective_until=(times >> 128) & _U64,
         deadline=(times >> 192) & _U64,
-        subject=topics[3],
-        evidence_hash=data[64:96],
-        reason_hash=data[96:128],
-        ref=data[128:160],
-        nonce=w[5],
+        subject=data[64:96],
+        evidence_hash=data[96:128],
+        reason_hash=data[128:160],
+        nonce=int.from_bytes(data[160:192], "big"),
+        ref=data[288:320] if len(data) == 320 else ZERO_HASH,
     )
     signed = SignedRecord(record, data[192:256])
-    signer = to_checksum_address(topics[2][12:])
+    signer = _recover_digest(signed, topics[1])
     return RecordedLog(signed, signer, (meta >> 160) & _U64, data[256:288])
 
 

@@ -73,12 +73,23 @@ struct CreditRecord {
     uint256 nonce;
 }
 
-/// @dev A record with its agency's EIP-2098 compact signature over the EIP-712 digest:
-/// vs = (v - 27) << 255 | s.
-struct SignedRecord {
-    CreditRecord record;
+/// @dev A signed record as the ledger takes it in calldata: 9 words instead of the typed 15.
+/// Agencies still sign the typed `CreditRecord`; the ledger unpacks these words to hash it. The
+/// eight narrow fields travel packed exactly as CreditRecorded carries them:
+/// `meta  = kind | subjectKind << 8 | category << 16 | amount << 32` (bits 160 and up zero);
+/// `times = occurredAt | effectiveFrom << 64 | effectiveUntil << 128 | deadline << 192`.
+/// (r, vs) is the agency's EIP-2098 compact signature over the EIP-712 digest:
+/// vs = (v - 27) << 255 | s. `ref` comes last so the words the event copies are contiguous.
+struct PackedRecord {
+    uint256 meta;
+    uint256 times;
+    bytes32 subject;
+    bytes32 evidenceHash;
+    bytes32 reasonHash;
+    uint256 nonce;
     bytes32 r;
     bytes32 vs;
+    bytes32 ref;
 }
 
 // ---- Identity credentials (CredentialRegistry) ----

@@ -5,7 +5,7 @@ import {ICreditLedger} from "./ICreditLedger.sol";
 import {IRoles} from "./IRoles.sol";
 import {
     CreditRecord,
-    SignedRecord,
+    PackedRecord,
     CREDIT_KIND_RECORD,
     CREDIT_KIND_RESOLUTION_REJECTED,
     CREDIT_SUBJECT_PERSON,
@@ -48,6 +48,14 @@ contract CreditLedger is ICreditLedger {
     uint256 private constant _HALF_ORDER =
         0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
     uint256 private constant _S_MASK = (1 << 255) - 1;
+    uint256 private constant _U64 = 0xffffffffffffffff;
+    // bytes per PackedRecord in calldata, and the byte offset of each of its words
+    uint256 private constant _ITEM = 0x120;
+    uint256 private constant _AT_SUBJECT = 0x40;
+    uint256 private constant _AT_NONCE = 0xa0;
+    uint256 private constant _AT_R = 0xc0;
+    uint256 private constant _AT_VS = 0xe0;
+    uint256 private constant _AT_REF = 0x100;
 
     IRoles private immutable _roles;
     uint256 private immutable _cachedChainId;
@@ -58,6 +66,21 @@ contract CreditLedger is ICreditLedger {
     uint256 private _count;
     // agency => word (nonce >> 8) => bitmap of spent nonces
     mapping(address => mapping(uint256 => uint256)) private _nonceBitmap;
+
+    // byte offsets of Batch members in memory (one word each, in declaration order), for the
+    // assembly in `_record`
+    uint256 private constant _B_HEAD = 0x20;
+    // Batch is the first memory a call allocates (0x80 + 10 words); `_open` reserves the
+    // scratch region the core hashes, recovers and logs in right after it
+    uint256 private constant _SCRATCH = 0x1c0;
+    uint256 private constant _SCRATCH_SIZE = 0x1c0;
+    uint256 private constant _B_COUNT = 0x40;
+    uint256 private constant _B_SCOPE_KEY = 0x80;
+    uint256 private constant _B_SCOPE_ALLOWED = 0xa0;
+    uint256 private constant _B_NONCE_DIRTY = 0xc0;
+    uint256 private constant _B_NONCE_AGENCY = 0xe0;
+    uint256 private constant _B_NONCE_WORD = 0x100;
+    uint256 private constant _B_NONCE_BITS = 0x120;
 
     /// @dev What one call keeps in memory and writes back once in `_close`.
     struct Batch {
@@ -84,24 +107,35 @@ contract CreditLedger is ICreditLedger {
     }
 
     /// @inheritdoc ICreditLedger
-    function record(SignedRecord calldata signed) external returns (bytes32 id) {
+    function record(PackedRecord calldata signed) external returns (bytes32 id) {
         Batch memory b = _open();
+        uint256 p;
+        assembly ("memory-safe") {
+            p := signed
+        }
         uint8 reason;
         address signer;
-        (id, reason, signer) = _record(signed, b);
-        if (reason != 0) _revertWith(signed.record, reason, signer);
+        (id, reason, signer) = _record(p, b);
+        if (reason != 0) _revertWith(p, reason, signer);
         _close(b);
     }
 
     /// @inheritdoc ICreditLedger
-    function recordBatch(SignedRecord[] calldata signed) external returns (uint256 accepted) {
+    function recordBatch(PackedRecord[] calldata signed) external returns (uint256 accepted) {
         uint256 n = signed.length;
         if (n == 0) revert CreditLedgerEmptyBatch();
         if (n > CREDIT_MAX_BATCH) revert CreditLedgerBatchTooLarge(n, CREDIT_MAX_BATCH);
         Batch memory b = _open();
-        for (uint256 i = 0; i < n; ++i) {
-            (bytes32 id, uint8 reason,) = _record(signed[i], b);
-            if (reason != 0) emit CreditRecordRejected(id, reason);
+        uint256 p;
+        assembly ("memory-safe") {
+            p := signed.offset
+        }
+        // the ABI decoder has checked that n items of _ITEM bytes fit the calldata
+        unchecked {
+            for (uint256 end = p + n * _ITEM; p < end; p += _ITEM) {
+                (bytes32 id, uint8 reason,) = _record(p, b);
+                if (reason != 0) emit CreditRecordRejected(id, reason);
+            }
         }
         accepted = b.count - b.startCount;
         _close(b);
@@ -135,7 +169,7 @@ contract CreditLedger is ICreditLedger {
     /// @inheritdoc ICreditLedger
     function hashRecord(CreditRecord calldata rec) external view returns (bytes32) {
         _packFields(rec); // validates the narrow fields before their raw words are hashed
-        return _digest(_domainSeparator(), rec);
+        return _digestTyped(_domainSeparator(), rec);
     }
 
     /// @inheritdoc ICreditLedger
@@ -165,62 +199,166 @@ contract CreditLedger is ICreditLedger {
         return CREDIT_MAX_BATCH;
     }
 
-    /// @dev The core: checks one record and appends it, or says why not (reason 0 = appended).
-    /// Order matters: shape, signature, nonce, deadline, permission — so a record already on
-    /// the ledger reports NONCE_USED even after it expired or its agency lost the category.
-    function _record(SignedRecord calldata s, Batch memory b)
+    /// @dev The core: checks the PackedRecord at calldata offset `p` and appends it, or says why
+    /// not (reason 0 = appended). Order matters: shape, signature, nonce, deadline, permission —
+    /// so a record already on the ledger reports NONCE_USED even after it expired or its agency
+    /// lost the category. The stateless part (id, shape, signature) is one assembly block and
+    /// the batch state stays in memory: Solidity's per-helper calls and checks cost ~1.5k gas
+    /// per record here. Slow paths (another nonce word, another agency or category) are calls.
+    function _record(uint256 p, Batch memory b)
         private
         returns (bytes32 id, uint8 reason, address signer)
     {
-        (uint256 meta, uint256 times) = _packFields(s.record);
-        id = _digest(b.domainSeparator, s.record);
-        reason = _checkShape(meta, times, s.record.subject, s.record.ref);
-        if (reason != 0) return (id, reason, address(0));
-        signer = _recover(id, s);
-        if (signer == address(0)) return (id, CREDIT_REJECT_INVALID_SIGNATURE, address(0));
-        uint256 nonce = s.record.nonce;
-        _loadNonceWord(b, signer, nonce >> 8);
-        uint256 bit = 1 << (nonce & 0xff);
-        if (b.nonceBits & bit != 0) return (id, CREDIT_REJECT_NONCE_USED, signer);
-        if (block.timestamp > times >> 192) return (id, CREDIT_REJECT_EXPIRED, signer);
-        if (!_canWrite(b, signer, uint16(meta >> 16))) {
-            return (id, CREDIT_REJECT_UNAUTHORIZED, signer);
+        uint256 meta;
+        uint256 times;
+        assembly ("memory-safe") {
+            meta := calldataload(p)
+            times := calldataload(add(p, 0x20))
         }
-        b.nonceBits |= bit;
-        b.nonceDirty = true;
-        _append(b, s, id, signer, meta, times);
-    }
-
-    /// @dev Advances the in-memory head and count, then emits the record's event. The event is
-    /// written in assembly: the six 32-byte fields from evidenceHash to vs are contiguous in
-    /// calldata and are copied as one block, and scratch memory keeps the batch cost linear.
-    function _append(
-        Batch memory b,
-        SignedRecord calldata s,
-        bytes32 id,
-        address agency,
-        uint256 meta,
-        uint256 times
-    ) private {
-        uint256 seq = b.count;
-        bytes32 h = _chain(b.head, id);
-        b.head = h;
-        b.count = seq + 1;
-        meta |= seq << 160;
+        if (meta >> 160 != 0) revert CreditLedgerMalformedRecord(meta);
+        assembly ("memory-safe") {
+            // id = keccak256("\x19\x01" ‖ domainSeparator ‖ hashStruct): hashStruct is the type
+            // hash and the 13 typed words, i.e. meta and times unpacked, then the 32-byte fields
+            // (subject to reasonHash are contiguous in calldata and copied as one block)
+            // (scratch words are literal addresses: _SCRATCH = 0x1c0 plus the word's offset)
+            mstore(_SCRATCH, _RECORD_TYPEHASH)
+            mstore(0x1e0, and(meta, 0xff))
+            mstore(0x200, and(shr(8, meta), 0xff))
+            mstore(0x220, and(shr(16, meta), 0xffff))
+            mstore(0x240, and(times, _U64))
+            mstore(0x260, and(shr(64, times), _U64))
+            mstore(0x280, and(shr(128, times), _U64))
+            mstore(0x2a0, shr(192, times))
+            mstore(0x2c0, shr(32, meta)) // amount: meta has no bits above 159
+            calldatacopy(0x2e0, add(p, _AT_SUBJECT), 0x60)
+            mstore(0x340, calldataload(add(p, _AT_REF)))
+            mstore(0x360, calldataload(add(p, _AT_NONCE)))
+            mstore(0x1e2, keccak256(_SCRATCH, 0x1c0))
+            mstore(_SCRATCH, hex"1901")
+            mstore(0x1c2, mload(b)) // b.domainSeparator
+            id := keccak256(_SCRATCH, 0x42)
+        }
+        assembly ("memory-safe") {
+            let kind := and(meta, 0xff)
+            let subjectKind := and(shr(8, meta), 0xff)
+            let until := and(shr(128, times), _U64)
+            let ref := calldataload(add(p, _AT_REF))
+            let subject := calldataload(add(p, _AT_SUBJECT))
+            // a block to break out of at the first problem, in CREDIT_REJECT_* order; one test of
+            // every shape rule first, so a good record takes a single branch
+            for {} 1 {} {
+                if or(
+                    or(
+                        gt(sub(kind, CREDIT_KIND_RECORD), 6), // kind 1..7 (0 wraps around)
+                        xor(eq(kind, CREDIT_KIND_RECORD), iszero(ref)) // ref zero exactly for RECORD
+                    ),
+                    or(
+                        or(iszero(and(meta, 0xffff0000)), iszero(subject)),
+                        or(
+                            gt(sub(subjectKind, CREDIT_SUBJECT_PERSON), 1), // PERSON or ENTITY
+                            and(gt(until, 0), lt(until, and(shr(64, times), _U64)))
+                        )
+                    )
+                ) {
+                    reason := CREDIT_REJECT_INVALID_DATES
+                    if or(iszero(subject), gt(sub(subjectKind, CREDIT_SUBJECT_PERSON), 1)) {
+                        reason := CREDIT_REJECT_INVALID_SUBJECT
+                    }
+                    if iszero(and(meta, 0xffff0000)) { reason := CREDIT_REJECT_INVALID_CATEGORY }
+                    if xor(eq(kind, CREDIT_KIND_RECORD), iszero(ref)) {
+                        reason := CREDIT_REJECT_INVALID_REF
+                    }
+                    if gt(sub(kind, CREDIT_KIND_RECORD), 6) { reason := CREDIT_REJECT_INVALID_KIND }
+                    break
+                }
+                // EIP-2098 (r, vs); high s is refused (malleability); v is 27 or 28 by
+                // construction. ecrecover leaves 0x00 zero for a signature it refuses.
+                let vs := calldataload(add(p, _AT_VS))
+                let sv := and(vs, _S_MASK)
+                mstore(0x00, 0)
+                if iszero(gt(sv, _HALF_ORDER)) {
+                    mstore(_SCRATCH, id)
+                    mstore(0x1e0, add(shr(255, vs), 27))
+                    mstore(0x200, calldataload(add(p, _AT_R)))
+                    mstore(0x220, sv)
+                    pop(staticcall(gas(), 0x01, _SCRATCH, 0x80, 0x00, 0x20))
+                }
+                signer := mload(0x00)
+                if iszero(signer) { reason := CREDIT_REJECT_INVALID_SIGNATURE }
+                break
+            }
+        }
+        if (reason != 0) return (id, reason, signer);
+        // slow paths first (their answers are used below, in the documented order): another
+        // nonce word than the last one, another (agency, category) than the last one
+        {
+            uint256 word;
+            uint256 scopeKey;
+            uint256 newWord;
+            uint256 newScope;
+            assembly ("memory-safe") {
+                word := shr(8, calldataload(add(p, _AT_NONCE)))
+                scopeKey := or(shl(16, signer), and(shr(16, meta), 0xffff))
+                newWord := or(
+                    xor(mload(add(b, _B_NONCE_WORD)), word),
+                    xor(mload(add(b, _B_NONCE_AGENCY)), signer)
+                )
+                newScope := xor(mload(add(b, _B_SCOPE_KEY)), scopeKey)
+            }
+            if (newWord != 0) _switchNonceWord(b, signer, word);
+            if (newScope != 0) _askRoles(b, signer, scopeKey);
+        }
         bytes32 topic0 = CreditRecorded.selector;
         assembly ("memory-safe") {
-            let p := mload(0x40)
-            mstore(p, meta)
-            mstore(add(p, 0x20), times)
-            // SignedRecord words 9..14: evidenceHash, reasonHash, ref, nonce, r, vs
-            calldatacopy(add(p, 0x40), add(s, 0x120), 0xc0)
-            mstore(add(p, 0x100), h)
-            // topic 3: subject (word 8)
-            log4(p, 0x120, topic0, id, agency, calldataload(add(s, 0x100)))
+            let bit := shl(and(calldataload(add(p, _AT_NONCE)), 0xff), 1)
+            let bits := mload(add(b, _B_NONCE_BITS))
+            for {} 1 {} {
+                if and(bits, bit) {
+                    reason := CREDIT_REJECT_NONCE_USED
+                    break
+                }
+                if gt(timestamp(), shr(192, times)) {
+                    reason := CREDIT_REJECT_EXPIRED
+                    break
+                }
+                if iszero(mload(add(b, _B_SCOPE_ALLOWED))) {
+                    reason := CREDIT_REJECT_UNAUTHORIZED
+                    break
+                }
+                mstore(add(b, _B_NONCE_BITS), or(bits, bit))
+                mstore(add(b, _B_NONCE_DIRTY), 1)
+                // append: head' = keccak256(head ‖ id), count + 1, then the event, whose
+                // subject..vs are contiguous in calldata and copied as one block
+                let seq := mload(add(b, _B_COUNT))
+                mstore(0x00, mload(add(b, _B_HEAD)))
+                mstore(0x20, id)
+                bits := keccak256(0x00, 0x40) // reused: the new head
+                mstore(add(b, _B_HEAD), bits)
+                mstore(add(b, _B_COUNT), add(seq, 1))
+                mstore(_SCRATCH, or(meta, shl(160, seq)))
+                mstore(0x1e0, times)
+                calldatacopy(0x200, add(p, _AT_SUBJECT), 0xc0)
+                mstore(0x2c0, bits)
+                // ref only when there is one (every kind but RECORD): 256 gas less per record
+                mstore(0x2e0, calldataload(add(p, _AT_REF)))
+                log2(
+                    _SCRATCH,
+                    add(0x120, mul(0x20, gt(and(meta, 0xff), CREDIT_KIND_RECORD))),
+                    topic0,
+                    id
+                )
+                break
+            }
         }
     }
 
     function _open() private view returns (Batch memory b) {
+        assembly ("memory-safe") {
+            // reserve the scratch region right after `b`, the call's first allocation, so the
+            // core addresses it with constants (~150 gas less per record)
+            if iszero(eq(mload(0x40), _SCRATCH)) { invalid() }
+            mstore(0x40, add(_SCRATCH, _SCRATCH_SIZE))
+        }
         b.domainSeparator = _domainSeparator();
         b.head = _head;
         b.count = _count;
@@ -236,8 +374,8 @@ contract CreditLedger is ICreditLedger {
         }
     }
 
-    function _loadNonceWord(Batch memory b, address agency, uint256 word) private {
-        if (b.nonceAgency == agency && b.nonceWord == word) return; // agency is never zero
+    /// @dev Makes (agency, word) the nonce word in memory, writing back the previous one.
+    function _switchNonceWord(Batch memory b, address agency, uint256 word) private {
         _flushNonceWord(b);
         b.nonceAgency = agency;
         b.nonceWord = word;
@@ -250,18 +388,11 @@ contract CreditLedger is ICreditLedger {
         b.nonceDirty = false;
     }
 
-    /// @dev Asks Roles, remembering the last answer: batches are mostly runs of one agency
-    /// writing one category, so this saves an external call per record.
-    function _canWrite(Batch memory b, address agency, uint16 category)
-        private
-        view
-        returns (bool allowed)
-    {
-        uint256 key = (uint256(uint160(agency)) << 16) | category;
-        if (b.scopeKey == key) return b.scopeAllowed;
-        allowed = _roles.canWrite(agency, category);
+    /// @dev Asks Roles and remembers the answer for `key` = agency << 16 | category: batches
+    /// are mostly runs of one agency writing one category, so this saves a call per record.
+    function _askRoles(Batch memory b, address agency, uint256 key) private view {
+        b.scopeAllowed = _roles.canWrite(agency, uint16(key));
         b.scopeKey = key;
-        b.scopeAllowed = allowed;
     }
 
     /// @dev Packs the eight narrow fields (the first eight calldata words of the record) into
@@ -291,96 +422,53 @@ contract CreditLedger is ICreditLedger {
         }
     }
 
-    /// @dev Everything about a record that needs no signature or chain state.
-    function _checkShape(uint256 meta, uint256 times, bytes32 subject, bytes32 ref)
-        private
-        pure
-        returns (uint8)
-    {
-        uint256 kind = meta & 0xff;
-        if (kind < CREDIT_KIND_RECORD || kind > CREDIT_KIND_RESOLUTION_REJECTED) {
-            return CREDIT_REJECT_INVALID_KIND;
-        }
-        if ((kind == CREDIT_KIND_RECORD) != (ref == bytes32(0))) return CREDIT_REJECT_INVALID_REF;
-        if ((meta >> 16) & 0xffff == 0) return CREDIT_REJECT_INVALID_CATEGORY;
-        uint256 subjectKind = (meta >> 8) & 0xff;
-        if (
-            (subjectKind != CREDIT_SUBJECT_PERSON && subjectKind != CREDIT_SUBJECT_ENTITY)
-                || subject == 0
-        ) return CREDIT_REJECT_INVALID_SUBJECT;
-        uint256 until = (times >> 128) & type(uint64).max;
-        if (until != 0 && until < (times >> 64) & type(uint64).max) {
-            return CREDIT_REJECT_INVALID_DATES;
-        }
-        return 0;
-    }
-
     /// @dev The single-record path turns a reason code into its named error.
-    function _revertWith(CreditRecord calldata rec, uint8 reason, address signer) private pure {
-        if (reason == CREDIT_REJECT_INVALID_KIND) revert CreditLedgerInvalidKind(rec.kind);
-        if (reason == CREDIT_REJECT_INVALID_REF) revert CreditLedgerInvalidRef(rec.kind, rec.ref);
-        if (reason == CREDIT_REJECT_INVALID_CATEGORY) {
-            revert CreditLedgerInvalidCategory(rec.category);
+    function _revertWith(uint256 p, uint8 reason, address signer) private pure {
+        uint256 meta;
+        uint256 times;
+        bytes32 subject;
+        bytes32 ref;
+        uint256 nonce;
+        assembly ("memory-safe") {
+            meta := calldataload(p)
+            times := calldataload(add(p, 0x20))
+            subject := calldataload(add(p, _AT_SUBJECT))
+            ref := calldataload(add(p, _AT_REF))
+            nonce := calldataload(add(p, _AT_NONCE))
         }
+        uint8 kind = uint8(meta);
+        uint16 category = uint16(meta >> 16);
+        if (reason == CREDIT_REJECT_INVALID_KIND) revert CreditLedgerInvalidKind(kind);
+        if (reason == CREDIT_REJECT_INVALID_REF) revert CreditLedgerInvalidRef(kind, ref);
+        if (reason == CREDIT_REJECT_INVALID_CATEGORY) revert CreditLedgerInvalidCategory(category);
         if (reason == CREDIT_REJECT_INVALID_SUBJECT) {
-            revert CreditLedgerInvalidSubject(rec.subjectKind, rec.subject);
+            revert CreditLedgerInvalidSubject(uint8(meta >> 8), subject);
         }
         if (reason == CREDIT_REJECT_INVALID_DATES) {
-            revert CreditLedgerInvalidDates(rec.effectiveFrom, rec.effectiveUntil);
+            revert CreditLedgerInvalidDates(uint64(times >> 64), uint64(times >> 128));
         }
         if (reason == CREDIT_REJECT_INVALID_SIGNATURE) revert CreditLedgerInvalidSignature();
-        if (reason == CREDIT_REJECT_NONCE_USED) revert CreditLedgerNonceUsed(signer, rec.nonce);
-        if (reason == CREDIT_REJECT_EXPIRED) revert CreditLedgerExpired(rec.deadline);
-        revert CreditLedgerUnauthorized(signer, rec.category);
+        if (reason == CREDIT_REJECT_NONCE_USED) revert CreditLedgerNonceUsed(signer, nonce);
+        if (reason == CREDIT_REJECT_EXPIRED) revert CreditLedgerExpired(uint64(times >> 192));
+        revert CreditLedgerUnauthorized(signer, category);
     }
 
-    /// @dev EIP-2098 compact signature (r, vs); rejects high s (malleability). v can only be 27
-    /// or 28 because it is one bit of `vs`. Returns zero for anything ecrecover refuses. Calls
-    /// the precompile directly in scratch memory: the builtin's extra copies cost ~150 gas.
-    function _recover(bytes32 digest, SignedRecord calldata s) private view returns (address a) {
-        assembly ("memory-safe") {
-            let vs := calldataload(add(s, 0x1c0))
-            let sv := and(vs, _S_MASK)
-            if iszero(gt(sv, _HALF_ORDER)) {
-                let p := mload(0x40)
-                mstore(p, digest)
-                mstore(add(p, 0x20), add(shr(255, vs), 27))
-                mstore(add(p, 0x40), calldataload(add(s, 0x1a0)))
-                mstore(add(p, 0x60), sv)
-                mstore(0x00, 0)
-                // ecrecover returns nothing (and leaves 0x00 zero) for an invalid signature
-                pop(staticcall(gas(), 0x01, p, 0x80, 0x00, 0x20))
-                a := mload(0x00)
-            }
-        }
-    }
-
-    /// @dev keccak256("\x19\x01" ‖ domainSeparator ‖ hashStruct(rec)). hashStruct is the type
-    /// hash followed by the record's 13 words, which are already EIP-712 encoded in calldata
-    /// (every field is static), so they are copied as one block.
-    function _digest(bytes32 domainSeparator, CreditRecord calldata rec)
+    /// @dev The id of a typed record (hashRecord): its 13 words are already EIP-712 encoded in
+    /// calldata (every field is static), so they are copied as one block.
+    function _digestTyped(bytes32 domainSeparator, CreditRecord calldata rec)
         private
         pure
         returns (bytes32 digest)
     {
         assembly ("memory-safe") {
-            let p := mload(0x40)
-            mstore(p, _RECORD_TYPEHASH)
-            calldatacopy(add(p, 0x20), rec, 0x1a0)
-            let structHash := keccak256(p, 0x1c0)
-            mstore(p, hex"1901")
-            mstore(add(p, 0x02), domainSeparator)
-            mstore(add(p, 0x22), structHash)
-            digest := keccak256(p, 0x42)
-        }
-    }
-
-    /// @dev keccak256(abi.encode(prev, id)) in scratch space.
-    function _chain(bytes32 prev, bytes32 id) private pure returns (bytes32 h) {
-        assembly ("memory-safe") {
-            mstore(0x00, prev)
-            mstore(0x20, id)
-            h := keccak256(0x00, 0x40)
+            let m := mload(0x40)
+            mstore(m, _RECORD_TYPEHASH)
+            calldatacopy(add(m, 0x20), rec, 0x1a0)
+            let structHash := keccak256(m, 0x1c0)
+            mstore(m, hex"1901")
+            mstore(add(m, 0x02), domainSeparator)
+            mstore(add(m, 0x22), structHash)
+            digest := keccak256(m, 0x42)
         }
     }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-import {CreditRecord, SignedRecord} from "./Common.sol";
+import {CreditRecord, PackedRecord} from "./Common.sol";
 
 /// @title ICreditLedger — append-only ledger of agency-signed credit records
 /// @notice Government agencies sign EIP-712 `CreditRecord`s off chain; anyone may relay them.
@@ -42,26 +42,31 @@ interface ICreditLedger {
     error CreditLedgerExpired(uint64 deadline);
     /// @notice `account` may not write records in `category` (not AGENCY, or out of scope).
     error CreditLedgerUnauthorized(address account, uint16 category);
+    /// @notice A PackedRecord's `meta` word has bits set above bit 159 (malformed calldata).
+    error CreditLedgerMalformedRecord(uint256 meta);
     /// @notice recordBatch was given no records.
     error CreditLedgerEmptyBatch();
     /// @notice recordBatch was given `size` records, more than `max`.
     error CreditLedgerBatchTooLarge(uint256 size, uint256 max);
 
-    /// @notice Record `id` signed by `agency` about `subject` was appended as number `seq`.
+    /// @notice Record `id` was appended as number `seq`.
     /// @dev Carries every signed field, so each record can be re-verified from logs alone.
-    /// Narrow fields are packed to save log bytes:
+    /// Narrow fields are packed to save log bytes (as in PackedRecord, plus the sequence number):
     /// `meta  = kind | subjectKind << 8 | category << 16 | amount << 32 | seq << 160`;
     /// `times = occurredAt | effectiveFrom << 64 | effectiveUntil << 128 | deadline << 192`.
     /// `r`, `vs` are the EIP-2098 signature; `headAfter` the running hash including this record.
+    /// Only `id` is a topic (each topic costs 375 gas per record; the index answers queries):
+    /// the agency is ecrecover(id, r, vs), which the ledger checked before appending, so a
+    /// reader recovers it from the log alone. The data of a lifecycle record (every kind but
+    /// RECORD) has one more word after `headAfter`: its `ref`. A RECORD's ref is zero by rule
+    /// and is not logged (256 gas per record); ABI decoders read the declared words of both.
     event CreditRecorded(
         bytes32 indexed id,
-        address indexed agency,
-        bytes32 indexed subject,
         uint256 meta,
         uint256 times,
+        bytes32 subject,
         bytes32 evidenceHash,
         bytes32 reasonHash,
-        bytes32 ref,
         uint256 nonce,
         bytes32 r,
         bytes32 vs,
@@ -75,14 +80,14 @@ interface ICreditLedger {
     event CreditRecordRejected(bytes32 indexed id, uint8 reason);
 
     /// @notice Appends one record; reverts with the named error if it cannot be accepted.
-    /// @return id The record id (its EIP-712 digest).
-    function record(SignedRecord calldata signed) external returns (bytes32 id);
+    /// @return id The record id (the EIP-712 digest of the typed record it packs).
+    function record(PackedRecord calldata signed) external returns (bytes32 id);
 
     /// @notice Appends every acceptable record of `signed`; skips the others with an event.
     /// @dev Reverts only for an empty batch, one larger than CREDIT_MAX_BATCH, or malformed
-    /// calldata; per-item problems never revert.
+    /// calldata (CreditLedgerMalformedRecord); per-item problems never revert.
     /// @return accepted How many records were appended.
-    function recordBatch(SignedRecord[] calldata signed) external returns (uint256 accepted);
+    function recordBatch(PackedRecord[] calldata signed) external returns (uint256 accepted);
 
     /// @notice The running hash over all accepted ids (zero when empty) and their count.
     function state() external view returns (bytes32 head, uint256 count);

@@ -290,9 +290,30 @@ def test_revoked_agency_and_category_are_refused(env: Env) -> None:
     assert env.ledger.state().count == 2
 
 
-# Measured on anvil 1.7.1: 14.4k gas/record at 100 = 4.3k intrinsic (calldata + 21k/100), 4.2k
-# log, 3.1k ecrecover, ~2.8k execution. The design target of 12k is not reached: an honest bound.
-GAS_PER_RECORD_B100_BOUND = 15_000
+# Measured on anvil 1.7.1 (docs/adr/0002-credit-ledger-gas.md): 11.95k gas/record at 100 =
+# 3.5k intrinsic (packed calldata + 21k/100), 3.4k log (2 topics, 288 bytes), 3.1k ecrecover,
+# ~1.9k execution. Was 14.4k with the typed calldata and a 4-topic, 9-word event.
+GAS_PER_RECORD_B100_BOUND = 12_000
+
+
+def test_packed_words_are_the_abi_encoding(env: Env) -> None:
+    items = [env.sign(env.record()), env.sign(env.record(kind=RecordKind.AMEND, ref=keccak(b"r")))]
+    data = encode_call(env.ledger.contract, "recordBatch", [[s.as_tuple() for s in items]])
+    words = (32).to_bytes(32, "big") + len(items).to_bytes(32, "big")
+    assert data[4:] == words + b"".join(s.packed_words() for s in items)
+
+
+def test_malformed_packed_record_reverts(env: Env) -> None:
+    """meta bits above 159 are not a record the agency could have signed: malformed calldata."""
+    good = env.sign(env.record())
+    packed = list(good.as_tuple())
+    packed[0] |= 1 << 160
+    for fn, arg in (("record", tuple(packed)), ("recordBatch", [good.as_tuple(), tuple(packed)])):
+        data = encode_call(env.ledger.contract, fn, [arg])
+        with pytest.raises(ContractReverted) as info:
+            env.relayer.simulate(env.ledger.address, data)
+        assert info.value.error_name == "CreditLedgerMalformedRecord"
+    assert env.ledger.state().count == 0
 
 
 @pytest.mark.anvil

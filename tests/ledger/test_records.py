@@ -14,6 +14,7 @@ from eth_utils import keccak
 from ledger.errors import InvalidInput
 from ledger.records import (
     RECORD_TYPE,
+    RECORDED_TOPIC,
     ZERO_HASH,
     CreditRecord,
     Eip712Domain,
@@ -25,6 +26,7 @@ from ledger.records import (
     SubjectKind,
     check_record,
     compact_signature,
+    decode_recorded_log,
     next_head,
     record_digest,
     record_from_json,
@@ -222,3 +224,39 @@ def test_running_hash() -> None:
 def test_dataclass_replace_revalidates() -> None:
     with pytest.raises(InvalidRecord):
         replace(make_record(), category=-5)
+
+
+def _log(signed: SignedRecord, seq: int, head: bytes, *, with_ref: bool) -> dict[str, object]:
+    """A CreditRecorded log as the contract lays it out (see ICreditLedger)."""
+    rec = signed.record
+    data = (
+        (rec.meta | seq << 160).to_bytes(32, "big")
+        + rec.times.to_bytes(32, "big")
+        + rec.subject
+        + rec.evidence_hash
+        + rec.reason_hash
+        + rec.nonce.to_bytes(32, "big")
+        + signed.signature
+        + head
+        + (rec.ref if with_ref else b"")
+    )
+    return {"topics": [RECORDED_TOPIC, record_digest(rec, DOMAIN)], "data": "0x" + data.hex()}
+
+
+def test_packed_calldata_and_log_decoding() -> None:
+    rec = make_record(nonce=2**256 - 1, amount=2**128 - 1, deadline=2**64 - 1)
+    signed = sign_record(rec, KEY, DOMAIN)
+    meta, times, subject, *_rest, ref = signed.as_tuple()
+    assert meta < 1 << 160 and meta >> 32 == rec.amount and meta & 0xFF == rec.kind
+    assert times >> 192 == rec.deadline and subject == rec.subject and ref == ZERO_HASH
+    # a RECORD's log has no ref word; the signer is recovered from the id topic
+    dec = decode_recorded_log(_log(signed, 41, keccak(b"h"), with_ref=False))
+    assert (dec.signed, dec.signer, dec.seq, dec.head_after) == (signed, AGENCY, 41, keccak(b"h"))
+    amend = sign_record(make_record(kind=RecordKind.AMEND, ref=keccak(b"orig")), KEY, DOMAIN)
+    dec = decode_recorded_log(_log(amend, 0, ZERO_HASH, with_ref=True))
+    assert dec.signed == amend and dec.signer == AGENCY
+    # the data length must match the kind
+    with pytest.raises(InvalidRecord, match="does not match the record kind"):
+        decode_recorded_log(_log(amend, 0, ZERO_HASH, with_ref=False))
+    with pytest.raises(InvalidRecord, match="not a CreditRecorded log"):
+        decode_recorded_log({"topics": [RECORDED_TOPIC], "data": "0x"})
