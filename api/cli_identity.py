@@ -33,6 +33,7 @@ from identity.multikey import (
     resolve_did_key,
     verification_method_id,
 )
+from ledger.client import env_session_headers
 from ledger.errors import InvalidInput, ZhixinError
 
 __all__ = ["TYPERS", "credentials_app", "did_app", "wallet_app"]
@@ -77,9 +78,11 @@ def _print(doc: Any, out: Path | None = None) -> None:
         out.write_text(text)
 
 
-def _request(method: str, url: str, body: Any = None) -> Any:
+def _request(method: str, url: str, body: Any = None, *, auth: bool = False) -> Any:
+    """``auth``: send the session of $ZHIXIN_TOKEN or $ZHIXIN_SIGNIN_KEY (issuing needs one)."""
     try:
-        r = httpx.request(method, url, json=body, timeout=60)
+        headers = env_session_headers(url.split("/credentials/")[0]) if auth else {}
+        r = httpx.request(method, url, json=body, timeout=60, headers=headers)
     except httpx.HTTPError as exc:
         raise ServiceError(f"cannot reach {url}: {exc}") from None
     try:
@@ -160,7 +163,7 @@ def did_resolve(
 
 @did_app.command("show")
 def did_show(wallet: WalletOpt = None) -> None:
-    """The wallet's DID and its DID document (did:key: resolved locally)."""
+    """The wallet's DID and its DID document (a did:key, resolved locally)."""
     doc = _load_wallet(wallet)
     _print({"did": doc["did"], "didDocument": resolve_did_key(doc["did"])})
 
@@ -195,7 +198,7 @@ def credentials_issue(
             }
         }
     }
-    res = _request("POST", f"{url.rstrip('/')}/credentials/issue", body)
+    res = _request("POST", f"{url.rstrip('/')}/credentials/issue", body, auth=True)
     vc = res["verifiableCredential"]
     if w is not None:
         w.setdefault("credentials", []).append(vc)
@@ -236,7 +239,7 @@ def _status(file: Path | None, credential_id: str | None, status: str, url: str)
     else:
         assert file is not None
         body["verifiableCredential"] = _credential_from_file(file)
-    _print(_request("POST", f"{url.rstrip('/')}/credentials/status", body))
+    _print(_request("POST", f"{url.rstrip('/')}/credentials/status", body, auth=True))
 
 
 FileArg = Annotated[Path | None, typer.Argument(help="the credential (JSON)")]

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ledger.client import env_session_headers
 from ledger.errors import ZhixinError
 
 __all__ = ["rules_app"]
@@ -42,7 +43,8 @@ def _request(
 ) -> Any:
     q = {k: v for k, v in (params or {}).items() if v is not None}
     full = url.rstrip("/") + path + ("?" + urllib.parse.urlencode(q) if q else "")
-    req = urllib.request.Request(full, data=body, method=method, headers={"Content-Type": ctype})
+    headers = {"Content-Type": ctype, **env_session_headers(url)}  # $ZHIXIN_TOKEN / SIGNIN_KEY
+    req = urllib.request.Request(full, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:
             return json.loads(resp.read() or b"null")

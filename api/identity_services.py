@@ -22,6 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import threading
@@ -31,13 +32,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from eth_utils import keccak
 from fastapi import Request
 from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from identity.credentials import (
     Anchor,
@@ -80,7 +82,6 @@ from identity.presentations import (
 from identity.proofs import EDDSA_JCS_2022
 from identity.status import (
     StatusPurpose,
-    bit_at,
     format_datetime,
     list_id_from_url,
     status_list_credential,
@@ -105,6 +106,13 @@ __all__ = [
 STATUS_LIST_LENGTH: Final = 131_072
 ISSUER_KEY_VALIDITY: Final = 10 * 365 * 86400
 _MAX_CACHE: Final = 100_000
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=4096)
+def _did_key_public(vm_id: str) -> Ed25519PublicKey:
+    """A did:key is its key (a pure function of the string); decoding it cost ~30 us."""
+    return public_key_from_did_key(vm_id)
 
 
 class IssuerNotConfigured(ZhixinError):
@@ -244,7 +252,10 @@ class CachedRegistryView:
         state.block = block
 
     def status_bit(self, list_id: int, index: int) -> bool:
-        return bit_at(bytes(self._list(list_id).bits), index)
+        bits = self._list(list_id).bits
+        if not 0 <= index < len(bits) * 8:
+            raise IndexError(index)
+        return bool(bits[index // 8] & (0x80 >> (index % 8)))  # no 16 KiB copy per check
 
     def status_list_credential(self, url: str) -> Mapping[str, Any]:
         list_id = list_id_from_url(self.inner.status_base_url, url)
@@ -318,8 +329,10 @@ class IdentityServices:
         )
         self.engine = rt.engine
         self.challenges = ChallengeStore(_challenge_engine(rt.engine))
+        self.inline_verification = rt.engine.dialect.name == "sqlite"
         self._lock = threading.RLock()
         self._logs: dict[str, tuple[int, ChangeLog]] = {}
+        self._keys: dict[tuple[str, str, int, int], Ed25519PublicKey] = {}
         self._issuer: IssuerService | None = None
 
     # ---- DIDs ----
@@ -347,15 +360,40 @@ class IdentityServices:
             return DIDResolution(resolve_did_key(did), {})
         return resolve(did, None, now=now)  # raises the right error for anything else
 
+    def _keyed(
+        self, kind: str, vm_id: str, now: datetime, build: Callable[[], Ed25519PublicKey]
+    ) -> Ed25519PublicKey:
+        """``build()``, cached per (verification method, head block, second of ``now``).
+
+        A DID document is a pure function of the change log (read per block) and of ``now``
+        in whole seconds (attribute and delegate validity), so this is exact; resolving the
+        issuer's DID document on every presentation cost more than checking its signature.
+        Failures are not cached.
+        """
+        key = (kind, vm_id, self.head.get(), int(now.timestamp()))
+        hit = self._keys.get(key)
+        if hit is not None:
+            return hit
+        value = build()
+        if len(self._keys) > _MAX_CACHE:
+            self._keys.clear()
+        self._keys[key] = value
+        return value
+
     def holder_key(self, vm_id: str, now: datetime) -> Ed25519PublicKey:
         did, sep, _ = vm_id.partition("#")
         if not sep:
             raise InvalidInput("verification method has no fragment")
         if did.startswith(DID_KEY_PREFIX):
-            return public_key_from_did_key(vm_id)
+            return _did_key_public(vm_id)
         if did.startswith(DID_ETHR_PREFIX):
             identity = parse_did_ethr(did, self.chain_id)
-            return holder_key_from_log(vm_id, self.change_log(identity), now)
+            return self._keyed(
+                "authentication",
+                vm_id,
+                now,
+                lambda: holder_key_from_log(vm_id, self.change_log(identity), now),
+            )
         raise UnsupportedDidMethod("holder DIDs are did:key or did:ethr")
 
     def assertion_key(self, vm_id: str, now: datetime) -> Ed25519PublicKey:
@@ -363,8 +401,13 @@ class IdentityServices:
         if not sep:
             raise InvalidInput("verification method has no fragment")
         if did.startswith(DID_KEY_PREFIX):
-            return public_key_from_did_key(vm_id)
-        return self.resolve(did, now).ed25519_key(vm_id, "assertionMethod")
+            return _did_key_public(vm_id)
+        return self._keyed(
+            "assertionMethod",
+            vm_id,
+            now,
+            lambda: self.resolve(did, now).ed25519_key(vm_id, "assertionMethod"),
+        )
 
     # ---- verification ----
 
@@ -393,6 +436,14 @@ class IdentityServices:
             expected_challenge=challenge,
             expected_domain=domain,
         )
+
+    async def run_verification(self, verify: Callable[[], T]) -> T:
+        """``verify()`` on the event loop when that cannot wait on a network: the challenge
+        store is local SQLite (a WAL commit without fsync) and chain reads are cached per
+        block; otherwise in a worker thread, as FastAPI runs sync routes."""
+        if self.inline_verification:
+            return verify()
+        return await run_in_threadpool(verify)
 
     def issue_challenge(self, domain: str, now: datetime) -> Challenge:
         return self.challenges.issue(domain, now)
@@ -601,8 +652,9 @@ class IdentityServices:
 _BUILD_LOCK = threading.Lock()
 
 
-def get_identity(request: Request) -> IdentityServices:
-    """The app's :class:`IdentityServices`, built on first use."""
+async def get_identity(request: Request) -> IdentityServices:
+    """The app's :class:`IdentityServices`, built on first use. Async so that FastAPI does
+    not hop to a worker thread on every request just to read ``app.state``."""
     svc: IdentityServices | None = getattr(request.app.state, "identity", None)
     rt: Runtime | None = getattr(request.app.state, "runtime", None)
     if rt is None:

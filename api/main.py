@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from .problems import install_problem_handlers
 from .routes import audit as audit_routes
+from .routes import auth as auth_routes
 from .routes import credit, health
 from .routes import identity as identity_routes
 from .routes import rules as rules_routes
@@ -51,6 +52,7 @@ def create_app(
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(auth_routes.router)
     app.include_router(credit.router)
     app.include_router(audit_routes.router)
     app.include_router(rules_routes.router)

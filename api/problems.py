@@ -58,7 +58,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.error("internal error on %s: %s", request.url.path, exc.detail)
             return problem(500, "internal", "Internal error")
         extra = {k: v for k, v in exc.extra.items() if v not in (None, ())}
-        return problem(status, exc.code, _TITLES.get(status, "Error"), exc.detail, **extra)
+        resp = problem(status, exc.code, _TITLES.get(status, "Error"), exc.detail, **extra)
+        if status == 401:  # RFC 9110 §11.6.1: a 401 names the scheme it wants
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="zhixin"'
+        return resp
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -109,6 +109,15 @@ class Runtime:
             secret=_district_secret(st),
             on_accept=self.submitter.wake,
         )
+        if st.verify_workers > 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: this process already runs threads
+            self.credit.pool = ProcessPoolExecutor(
+                st.verify_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            self.credit.pool_workers = st.verify_workers
         self.indexer = Indexer(self.chain, self.engine, self.deployment)
         # ---- rules (joint reward and punishment): begin ----
         self.indexer.on_records = self._on_records
@@ -303,6 +312,9 @@ class Runtime:
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        if self.credit is not None and self.credit.pool is not None:
+            self.credit.pool.shutdown(wait=True, cancel_futures=True)
+            self.credit.pool = None
         if self.engine is not None:
             self.engine.dispose()
         self.chain.close()

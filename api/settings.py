@@ -28,6 +28,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    public_domain: str | None = Field(
+        default=None, description="EIP-4361 domain (authority) users sign in to; default host:port"
+    )
+    public_url: str | None = Field(default=None, description="the service's public base URL")
+    session_ttl_s: int = Field(default=1800, ge=60, description="sign-in session lifetime")
+    nonce_ttl_s: int = Field(default=300, ge=10, description="SIWE nonce / DID challenge life")
 
     keystore: Path | None = Field(default=None, description="governor keystore path")
     keystore_password: SecretStr | None = None
@@ -40,6 +46,9 @@ class Settings(BaseSettings):
         default=None, description="hex HMAC key for subject pseudonyms (>= 32 bytes)"
     )
     batch_size: int = 200
+    verify_workers: int = Field(
+        default=2, description="processes checking signatures of large requests (0 = inline)"
+    )
     checkpoint_every_records: int = 1000
     checkpoint_every_s: float = 300.0
     index_poll_s: float = 0.2

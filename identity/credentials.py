@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -32,10 +33,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from eth_utils import to_checksum_address
 
+from identity import jcs
 from identity.ids import InvalidIdentifier, validate_ric
 from identity.jsonld import ZHIXIN_IDENTITY_CONTEXT
 from identity.proofs import EDDSA_JCS_2022, add_proof, verify_proof
@@ -118,6 +119,12 @@ def issuer_account(did: object) -> str | None:
     """The chain account named by a ``did:ethr`` DID, or None for any other DID."""
     if not isinstance(did, str):
         return None
+    return _issuer_account(did)
+
+
+@functools.lru_cache(maxsize=1024)
+def _issuer_account(did: str) -> str | None:
+    """Memoized: EIP-55 checksumming (keccak) of the few issuers, on every verification."""
     m = _DID_ETHR.match(did)
     return to_checksum_address(m.group(2).lower()) if m else None
 
@@ -130,7 +137,7 @@ def subject_did_hash(did: str) -> bytes:
 def credential_hash(vc: Mapping[str, Any]) -> bytes:
     """SHA-256 over the RFC 8785 (JCS) form of the signed credential."""
     try:
-        return hashlib.sha256(rfc8785.dumps(dict(vc))).digest()
+        return hashlib.sha256(jcs.dumps(dict(vc))).digest()
     except (ValueError, TypeError, RecursionError) as exc:
         raise CredentialError(f"credential is not JCS-serializable ({type(exc).__name__})") from exc
 
@@ -395,6 +402,13 @@ def _bad(name: str, code: str, message: str, **details: Any) -> CheckResult:
     return CheckResult(name, False, code, message, details)
 
 
+@functools.lru_cache(maxsize=4096)
+def _validate_ric_cached(ric: str) -> str:
+    """:func:`validate_ric`, memoized for valid numbers only (errors are not cached): its
+    stdnum region lookup was a third of a credential check, repeated on every presentation."""
+    return validate_ric(ric)
+
+
 def _structure(vc: object) -> CheckResult:
     name = "structure"
     if not isinstance(vc, Mapping):
@@ -425,7 +439,7 @@ def _structure(vc: object) -> CheckResult:
     try:
         if not isinstance(ric, str):
             raise CredentialError("not a string")
-        validate_ric(ric)
+        _validate_ric_cached(ric)
     except InvalidInput as exc:
         reason = getattr(exc, "reason", "type")
         return _bad(name, "resident-id", f"residentIdNumber is invalid ({reason})")

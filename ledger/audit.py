@@ -16,19 +16,23 @@ Invariants:
 - Never raises on data: every defect becomes a :class:`Finding` naming the check, record id,
   block, tx and log index. Logs must be fed in chain order; out-of-order, duplicate or
   ``removed`` logs are reported and not applied.
-- Records are decoded only through :func:`ledger.records.decode_recorded_log` (which recovers
-  the signer from the id topic and the signature, as the ledger did); the auditor then checks
-  that the id is :func:`~ledger.records.record_digest` of the decoded fields. Nothing here
-  depends on the event's word layout.
-- :func:`record_facts` (decode, hash, ecrecover) is stateless and runs in worker processes;
-  :class:`Auditor` (order-dependent state) runs in one process. :class:`AuditState` is JSON
-  serialisable so a long replay resumes where it stopped.
+- Records are decoded only through :mod:`ledger.records` (:func:`~ledger.records.verify_recorded`
+  recomputes the EIP-712 digest and recovers the signer from the id topic and the signature,
+  as the ledger did, with the checks of :func:`~ledger.records.decode_recorded_log`); the
+  auditor then checks that the id is that digest. Nothing here depends on the event's word
+  layout.
+- :func:`verify_records` (digest, exactly one ecrecover per record) is stateless and runs in
+  worker processes on raw bytes, returning 21 bytes per record; :class:`Auditor`
+  (order-dependent state) runs in one process, reading the other fields itself. A million
+  records cost ~75 µs of ecrecover each, so that is where the time goes; everything else is
+  kept to a few µs per log. :class:`AuditState` is JSON serialisable so a long replay resumes
+  where it stopped.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -43,8 +47,8 @@ from .records import (
     ZERO_HASH,
     Eip712Domain,
     InvalidSignature,
-    decode_recorded_log,
-    record_digest,
+    recorded_fields,
+    verify_recorded,
 )
 from .roles import Role, role_from_id
 from .tlog import (
@@ -56,15 +60,16 @@ from .tlog import (
 )
 
 try:  # safe-pysha3: ~5x faster per call than eth_utils.keccak (which adds type dispatch)
-    import sha3 as _sha3
-
-    def keccak(data: bytes) -> bytes:
-        return _sha3.keccak_256(data).digest()
-
+    from sha3 import keccak_256 as _keccak256
 except ImportError:  # pragma: no cover - pinned dependency
+    from Crypto.Hash import keccak as _ck
 
-    def keccak(data: bytes) -> bytes:
-        return _eth_keccak(data)
+    def _keccak256(data: bytes) -> Any:
+        return _ck.new(data=data, digest_bits=256)
+
+
+def keccak(data: bytes) -> bytes:
+    return _keccak256(data).digest()
 
 
 __all__ = [
@@ -84,11 +89,12 @@ __all__ = [
     "Auditor",
     "BlockHeader",
     "Finding",
-    "RecordFacts",
+    "RecordChecks",
     "RuleSetDoc",
     "check_signed_checkpoint",
-    "record_facts",
+    "record_items",
     "role_event_row",
+    "verify_records",
 ]
 
 ROLE_GRANTED_TOPIC = _eth_keccak(text="RoleGranted(bytes32,address,address)")
@@ -105,6 +111,7 @@ RULESET_TOPIC = _eth_keccak(text="RuleSetPublished(bytes32,uint64,bytes32,addres
 EPOCH_TOPIC = _eth_keccak(text="ListEpochAnchored(uint256,bytes32,uint64,bytes32,uint64,address)")
 CHECKPOINT_TOPIC = _eth_keccak(text="CheckpointAnchored(uint64,bytes32,address)")
 
+_AGENCY = Role.AGENCY.value
 _ROLE_TOPICS = (ROLE_GRANTED_TOPIC, ROLE_REVOKED_TOPIC, SCOPE_GRANTED_TOPIC, SCOPE_REVOKED_TOPIC)
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _N // 2
@@ -146,6 +153,14 @@ def _hex(b: bytes | None) -> str | None:
 
 def _addr(b: bytes) -> str:
     return to_checksum_address(b[-20:])
+
+
+def _topic_id(topics: Any) -> bytes:
+    """The id topic for a finding about a log that did not decode (zero when absent)."""
+    try:
+        return _raw(topics[1]) if len(topics) > 1 else ZERO_HASH
+    except (ValueError, TypeError):
+        return ZERO_HASH
 
 
 # ---- model ----
@@ -192,23 +207,14 @@ class RuleSetDoc:
     content_hash: bytes
 
 
-class RecordFacts(NamedTuple):
-    """What one CreditRecorded log says, plus what recomputing it gave (order-free work)."""
+class RecordChecks(NamedTuple):
+    """The order-free verdicts on a page's CreditRecorded logs, compact so workers return
+    21 bytes per record instead of pickled objects."""
 
-    id: bytes
-    agency: bytes  # 20 bytes: recovered from the id and signature (the log does not name it)
-    subject: bytes
-    kind: int
-    subject_kind: int
-    category: int
-    ref: bytes
-    nonce: int
-    seq: int
-    head_after: bytes
-    deadline: int
-    digest: bytes | None  # recomputed EIP-712 digest; None: the log did not decode
-    signer: bytes | None  # recovered 20-byte address; None: the log did not decode
-    problems: tuple[tuple[str, str], ...]  # (check, detail) that need no chain state
+    items: Sequence[bytes]  # record_items(): id ‖ data per log (b"": not decodable as one)
+    signers: bytes  # 20 bytes per item: recovered from the id topic and the signature
+    status: bytes  # 1 byte per item: 0 id is the digest, 1 id is not, 2 rejected (see errors)
+    errors: Mapping[int, tuple[str, str]]  # item index -> (check, detail), status 2 only
 
 
 # ---- order-free stage: decode, hash, recover ----
@@ -240,35 +246,73 @@ def _shape_problems(
     return tuple(out)
 
 
-def _facts(topics: Any, data: Any, domain: Eip712Domain) -> RecordFacts:
-    t = [_raw(x) for x in topics]
-    rid = t[1] if len(t) > 1 else ZERO_HASH
+def _is_record_log(lg: Mapping[str, Any], ledger_lc: str) -> bool:
     try:
-        dec = decode_recorded_log({"topics": t, "data": _raw(data)})
-    except Exception as exc:
-        check = "record.signature" if isinstance(exc, InvalidSignature) else "record.decode"
-        detail = getattr(exc, "detail", None) or str(exc)
-        return RecordFacts(
-            rid, bytes(20), ZERO_HASH, 0, 0, 0, ZERO_HASH, 0, -1, ZERO_HASH, 0, None, None,
-            ((check, f"CreditRecorded log rejected: {detail}"),),
-        )  # fmt: skip
-    rec = dec.signed.record
-    problems = _shape_problems(
-        rec.kind, rec.subject_kind, rec.category, rec.subject, rec.ref,
-        rec.effective_from, rec.effective_until,
-    )  # fmt: skip
-    signer = bytes.fromhex(dec.signer[2:])
-    return RecordFacts(
-        rid, signer, rec.subject, rec.kind, rec.subject_kind, rec.category, rec.ref, rec.nonce,
-        dec.seq, dec.head_after, rec.deadline, record_digest(rec, domain), signer, problems,
-    )  # fmt: skip
+        topics = lg["topics"]
+        return bool(
+            topics and str(lg["address"]).lower() == ledger_lc and _raw(topics[0]) == RECORDED_TOPIC
+        )
+    except (KeyError, ValueError, TypeError):
+        return False
 
 
-def record_facts(items: Sequence[tuple[Any, Any]], chain_id: int, ledger: str) -> list[RecordFacts]:
-    """Decode (recovering the signer from the id and signature) and re-hash CreditRecorded
-    logs given as (topics, data) pairs. Stateless, so it runs in worker processes."""
-    domain = _domain(chain_id, ledger)
-    return [_facts(topics, data, domain) for topics, data in items]
+class _RecordLogTest:
+    """:func:`_is_record_log` memoised on (address, topic0) for one page: those repeat."""
+
+    def __init__(self, ledger: str) -> None:
+        self.ledger_lc = ledger.lower()
+        self.memo: dict[Any, bool] = {}
+
+    def __call__(self, lg: Mapping[str, Any]) -> bool:
+        try:
+            key = (lg["address"], lg["topics"][0])
+            hit = self.memo.get(key)
+        except (KeyError, IndexError, TypeError):
+            return _is_record_log(lg, self.ledger_lc)
+        if hit is None:
+            hit = self.memo[key] = _is_record_log(lg, self.ledger_lc)
+        return hit
+
+
+def record_items(logs: Iterable[Mapping[str, Any]], ledger: str) -> list[bytes]:
+    """``id ‖ data`` of the ledger's CreditRecorded logs in order, hex decoded once: what the
+    workers verify and the fold reads. b"" for a log that cannot be one (topic count, bad hex)."""
+    is_record = _RecordLogTest(ledger)
+    out: list[bytes] = []
+    for lg in logs:
+        if not is_record(lg):
+            continue
+        try:
+            topics = lg["topics"]
+            rid = _raw(topics[1]) if len(topics) == 2 else b""
+            out.append(rid + _raw(lg["data"]) if len(rid) == 32 else b"")
+        except (KeyError, ValueError, TypeError):
+            out.append(b"")
+    return out
+
+
+def verify_records(items: Sequence[bytes], chain_id: int, ledger: str) -> RecordChecks:
+    """Digest and signer of each :func:`record_items` item, one ecrecover each. Stateless, so it
+    runs in worker processes; ``items`` is left empty in the result (the caller has them)."""
+    sep = _domain(chain_id, ledger).separator
+    signers = bytearray()
+    status = bytearray()
+    errors: dict[int, tuple[str, str]] = {}
+    z20, topic = bytes(20), RECORDED_TOPIC
+    for i, item in enumerate(items):
+        rid = item[:32]
+        try:
+            digest, signer = verify_recorded(2 if item else 0, topic, rid, item[32:], sep)
+        except Exception as exc:
+            check = "record.signature" if isinstance(exc, InvalidSignature) else "record.decode"
+            detail = getattr(exc, "detail", None) or str(exc)
+            errors[i] = (check, f"CreditRecorded log rejected: {detail}")
+            signers += z20
+            status.append(2)
+            continue
+        signers += signer
+        status.append(0 if digest == rid else 1)
+    return RecordChecks((), bytes(signers), bytes(status), errors)
 
 
 # ---- role events (pure decoding, same row shape as the index) ----
@@ -475,67 +519,98 @@ class Auditor:
     def feed(
         self,
         logs: Sequence[Mapping[str, Any]],
-        facts: Iterable[RecordFacts] | None = None,
+        checks: RecordChecks | None = None,
         blocks: Mapping[int, BlockHeader] | None = None,
     ) -> None:
         """Apply one page of logs (all contracts, chain order).
 
-        ``facts``: :func:`record_facts` of this page's CreditRecorded logs of the ledger, in the
-        same order (computed here when None). ``blocks``: headers the logs must match.
+        ``checks``: :func:`verify_records` of this page's :func:`record_items` (with ``items``
+        filled in), computed here when None. ``blocks``: headers the logs must match.
         """
-        ledger_lc = self.ledger.lower()
-        if facts is None:
-            items = [
-                (lg["topics"], lg["data"])
-                for lg in logs
-                if str(lg["address"]).lower() == ledger_lc
-                and lg["topics"]
-                and _raw(lg["topics"][0]) == RECORDED_TOPIC
-            ]
-            facts = record_facts(items, self.chain_id, self.ledger)
-        fit: Iterator[RecordFacts] = iter(facts)
+        is_record_log = _RecordLogTest(self.ledger)
+        if checks is None:
+            fresh = record_items(logs, self.ledger)
+            checks = verify_records(fresh, self.chain_id, self.ledger)._replace(items=fresh)
+        items, signers, status, errors = checks
+        if not (len(signers) == 20 * len(items) and len(status) == len(items)):
+            raise InvalidInput("record checks do not match their items")
+        k = 0  # index of the next CreditRecorded log's item
         seen_hash: dict[int, bytes] = {}
         st = self.state
+        # per page memos (one per field): a block's number, hash and tx repeat for its logs
+        bn_memo: dict[Any, int] = {}
+        tx_memo: dict[Any, str] = {}
+        bh_memo: dict[Any, bytes] = {}
+        t0_memo: dict[Any, bytes] = {}
+        name_memo: dict[Any, str | None] = {}
+        names = self._names
         for lg in logs:
+            is_record = is_record_log(lg)
+            if is_record and k >= len(items):
+                raise InvalidInput("fewer record checks than CreditRecorded logs")
             try:
-                bn, li = _int(lg["blockNumber"]), _int(lg["logIndex"])
-                tx = "0x" + _raw(lg["transactionHash"]).hex()
-                bh = _raw(lg["blockHash"])
+                bn_raw, li_raw, tx_raw, bh_raw = (
+                    lg["blockNumber"],
+                    lg["logIndex"],
+                    lg["transactionHash"],
+                    lg["blockHash"],
+                )
+                bn = bn_memo.get(bn_raw)
+                if bn is None:
+                    bn = bn_memo[bn_raw] = _int(bn_raw)
+                li = li_raw if type(li_raw) is int else _int(li_raw)
+                tx = tx_memo.get(tx_raw)
+                if tx is None:
+                    tx = tx_memo[tx_raw] = "0x" + _raw(tx_raw).hex()
+                bh = bh_memo.get(bh_raw)
+                if bh is None:
+                    bh = bh_memo[bh_raw] = _raw(bh_raw)
                 topics = lg["topics"]
-                t0 = _raw(topics[0]) if topics else b""
-                name = self._names.get(str(lg["address"]).lower())
+                t0 = b""
+                if topics:
+                    hit = t0_memo.get(topics[0])
+                    t0 = hit if hit is not None else t0_memo.setdefault(topics[0], _raw(topics[0]))
+                address = lg["address"]
+                if address in name_memo:
+                    name = name_memo[address]
+                else:
+                    name = name_memo[address] = names.get(str(address).lower())
             except (KeyError, ValueError, TypeError, IndexError) as exc:
+                k += is_record
                 self.state.findings.append(
                     Finding("log.malformed", f"log lacks a field or has a bad one: {exc!r}")
                 )
                 continue
-            is_record = name == "CreditLedger" and t0 == RECORDED_TOPIC
-            f = next(fit, None) if is_record else None
             where = (bn, tx, li)
-            rid = _hex(_raw(topics[1])) if is_record and len(topics) > 1 else None
+            if is_record:
+                item = items[k]
+                rid = item[:32] if item else _topic_id(topics)
+                ki = k
+                k += 1
+            pos = (bn, li)
             if lg.get("removed"):
                 self._find("log.removed", "the node returned a log marked removed (re-org)",
-                           where, record_id=rid)  # fmt: skip
+                           where, record_id=_hex(rid) if is_record else None)  # fmt: skip
                 continue
-            if (bn, li) <= st.last_pos:
-                what = "repeats" if (bn, li) == st.last_pos else "comes before"
+            if pos <= st.last_pos:
+                what = "repeats" if pos == st.last_pos else "comes before"
                 self._find(
                     "log.order",
                     f"log {bn}/{li} {what} the previous log {st.last_pos[0]}/{st.last_pos[1]}",
                     where,
-                    record_id=rid,
+                    record_id=_hex(rid) if is_record else None,
                 )
                 continue
             if bn < st.next_block:
                 self._find("log.range", f"log of block {bn} is below the replayed range",
-                           where, record_id=rid)  # fmt: skip
+                           where, record_id=_hex(rid) if is_record else None)  # fmt: skip
                 continue
             if seen_hash.setdefault(bn, bh) != bh:
                 self._find(
                     "log.block-hash",
                     f"two logs of block {bn} carry different block hashes",
                     where,
-                    record_id=rid,
+                    record_id=_hex(rid) if is_record else None,
                     expected=_hex(seen_hash[bn]),
                     actual=_hex(bh),
                 )
@@ -543,28 +618,34 @@ class Auditor:
             header = blocks.get(bn) if blocks is not None else None
             if blocks is not None and header is None:
                 self._find("log.block-hash", f"no header for block {bn} to check the log against",
-                           where, record_id=rid)  # fmt: skip
+                           where, record_id=_hex(rid) if is_record else None)  # fmt: skip
                 continue
             if header is not None and header.hash != bh:
                 self._find(
                     "log.block-hash",
                     f"log's blockHash is not the hash of block {bn}",
                     where,
-                    record_id=rid,
+                    record_id=_hex(rid) if is_record else None,
                     expected=_hex(header.hash),
                     actual=_hex(bh),
                 )
                 continue
-            st.last_pos = (bn, li)
+            st.last_pos = pos
             if name is None:
                 continue
-            raw_topics = [_raw(t) for t in topics]
             if is_record:
-                if f is None:
-                    self._find("log.malformed", "no facts computed for this record log", where)
-                    continue
-                self._record(f, where, header)
-            elif name == "Roles" and t0 in _ROLE_TOPICS:
+                self._record(
+                    rid,
+                    item,
+                    signers[20 * ki : 20 * ki + 20],
+                    status[ki],
+                    errors.get(ki, ()),
+                    where,
+                    header,
+                )
+                continue
+            raw_topics = [_raw(t) for t in topics]
+            if name == "Roles" and t0 in _ROLE_TOPICS:
                 self._role(lg, raw_topics, where)
             elif name == "DIDRegistry" and t0 == DID_RECOVERED_TOPIC:
                 self._issuer(raw_topics[2], "did.recovery-role", "DID recovery", where)
@@ -576,6 +657,8 @@ class Auditor:
                 self._issuer(raw_topics[3], "status.issuer-role", "status change", where)
             elif name == "RuleRegistry":
                 self._rules(t0, raw_topics, _raw(lg["data"]), where)
+        if k != len(items):
+            raise InvalidInput("more record checks than CreditRecorded logs")
         self._flush_tree()
 
     def advance(self, next_block: int) -> None:
@@ -585,95 +668,151 @@ class Auditor:
     # ---- per event ----
 
     def _record(
-        self, f: RecordFacts, where: tuple[int, str, int], header: BlockHeader | None
+        self,
+        rid: bytes,
+        item: bytes,
+        signer: bytes,
+        status: int,
+        error: tuple[str, ...],
+        where: tuple[int, str, int],
+        header: BlockHeader | None,
     ) -> None:
+        """The ordered checks of one record; the common clean case allocates no finding text."""
         st = self.state
-        rid = "0x" + f.id.hex()
-        self._count("records")
-
-        def bad(check: str, detail: str, **kw: Any) -> None:
-            self._find(check, detail, where, record_id=rid, **kw)
-
-        for check, detail in f.problems:
-            bad(check, detail)
-        if f.digest is None:
-            return  # undecodable: nothing else can be checked, and seq/head stay put
-        if f.digest != f.id:
-            bad("record.id", "the log's id is not the EIP-712 digest of its fields, so the "
-                "signature recovered from it is not over this record",
-                expected=_hex(f.digest), actual=rid)  # fmt: skip
-        # seq continuity and running hash (our own recomputation, never the log's)
-        if st.seq is not None and f.seq != st.seq:
-            gap = f.seq - st.seq
-            detail = (
-                f"seq {f.seq} after {st.seq - 1}: {gap} record(s) missing"
-                if gap > 0
-                else f"seq {f.seq} repeats or goes back (expected {st.seq})"
+        counts = st.counts
+        counts["records"] = counts.get("records", 0) + 1
+        if status == 2:  # undecodable or bad signature: nothing else can be checked
+            self._bad(error[0], error[1], where, rid)
+            return  # seq/head stay put
+        (kind, subject_kind, category, subject, ref, nonce, seq, head_after, deadline, eff,
+         until) = recorded_fields(item, 32)  # fmt: skip
+        if not (
+            (
+                (kind == _RECORD and ref == ZERO_HASH)
+                or (_RECORD < kind <= _REJECTED and ref != ZERO_HASH)
             )
-            bad("record.seq", detail, expected=str(st.seq), actual=str(f.seq))
-        st.seq = f.seq + 1
+            and category
+            and (subject_kind == 1 or subject_kind == 2)
+            and subject != ZERO_HASH
+            and (until == 0 or until >= eff)
+        ):
+            for check, detail in _shape_problems(
+                kind, subject_kind, category, subject, ref, eff, until
+            ):
+                self._bad(check, detail, where, rid)
+        if status == 1:
+            self._bad("record.id", "the log's id is not the EIP-712 digest of its fields, so the "
+                      "signature recovered from it is not over this record", where, rid,
+                      expected=_hex(self._digest_of(item)), actual=_hex(rid))  # fmt: skip
+        # seq continuity and running hash (our own recomputation, never the log's)
+        if st.seq is not None and seq != st.seq:
+            gap = seq - st.seq
+            detail = (
+                f"seq {seq} after {st.seq - 1}: {gap} record(s) missing"
+                if gap > 0
+                else f"seq {seq} repeats or goes back (expected {st.seq})"
+            )
+            self._bad("record.seq", detail, where, rid, expected=str(st.seq), actual=str(seq))
+        st.seq = seq + 1
         if st.head is not None:
-            expected = keccak(st.head + f.id)
-            if expected != f.head_after:
-                bad("record.head", "headAfter is not keccak256(previous head, id)",
-                    expected=_hex(expected), actual=_hex(f.head_after))  # fmt: skip
+            expected = _keccak256(st.head + rid).digest()
+            if expected != head_after:
+                self._bad("record.head", "headAfter is not keccak256(previous head, id)", where,
+                          rid, expected=_hex(expected), actual=_hex(head_after))  # fmt: skip
             st.head = expected
         else:
-            st.head = f.head_after
+            st.head = head_after
         # authority at this log's position
-        agency = f.signer if f.signer is not None else f.agency
-        if not self._has(Role.AGENCY, agency):
-            bad("record.role", f"signer {_addr(agency)} did not hold AGENCY at block {where[0]}")
-        elif f.category not in st.scope.get(agency, ()):
-            bad(
+        if signer not in st.roles.get(_AGENCY, ()):
+            self._bad("record.role",
+                      f"signer {_addr(signer)} did not hold AGENCY at block {where[0]}", where,
+                      rid)  # fmt: skip
+        elif category not in st.scope.get(signer, ()):
+            self._bad(
                 "record.scope",
-                f"category {f.category} was not in {_addr(agency)}'s scope at block {where[0]}",
+                f"category {category} was not in {_addr(signer)}'s scope at block {where[0]}",
+                where,
+                rid,
             )
-        if header is not None and f.deadline < header.timestamp:
-            bad("record.deadline", f"deadline {f.deadline} is before the block's timestamp "
-                f"{header.timestamp}")  # fmt: skip
-        ai = self._agency_index.get(f.agency)
+        if header is not None and deadline < header.timestamp:
+            self._bad("record.deadline", f"deadline {deadline} is before the block's timestamp "
+                      f"{header.timestamp}", where, rid)  # fmt: skip
+        ai = self._agency_index.get(signer)
         if ai is None:
-            ai = self._agency_index[f.agency] = len(st.agencies)
-            st.agencies.append(f.agency)
-        used = st.nonces.setdefault(ai, set())
-        if f.nonce in used:
-            bad("record.nonce", f"nonce {f.nonce} of {_addr(f.agency)} was already used")
-        used.add(f.nonce)
-        if f.id in st.records:
-            bad("record.duplicate-id", "a record with this id is already on the ledger")
+            ai = self._agency_index[signer] = len(st.agencies)
+            st.agencies.append(signer)
+            st.nonces.setdefault(ai, set())
+        used = st.nonces[ai]
+        if nonce in used:
+            self._bad("record.nonce", f"nonce {nonce} of {_addr(signer)} was already used", where,
+                      rid)  # fmt: skip
+        used.add(nonce)
+        if rid in st.records:
+            self._bad("record.duplicate-id", "a record with this id is already on the ledger",
+                      where, rid)  # fmt: skip
             return
-        if f.kind != _RECORD and f.ref != ZERO_HASH:
-            self._count("lifecycle")
-            self._lifecycle(f, ai, bad)
-        st.records[f.id] = (ai, f.kind, f.subject)
-        self._pending.append(leaf_hash(f.id))
+        if kind != _RECORD and ref != ZERO_HASH:
+            counts["lifecycle"] = counts.get("lifecycle", 0) + 1
+            self._lifecycle(rid, kind, ref, subject, signer, ai, where)
+        st.records[rid] = (ai, kind, subject)
+        self._pending.append(leaf_hash(rid))
 
-    def _lifecycle(self, f: RecordFacts, ai: int, bad: Any) -> None:
-        target = self.state.records.get(f.ref)
-        name = _KIND_NAMES.get(f.kind, str(f.kind))
-        ref = "0x" + f.ref.hex()
+    def _bad(
+        self, check: str, detail: str, where: tuple[int, str, int], rid: bytes, **kw: Any
+    ) -> None:
+        self._find(check, detail, where, record_id=_hex(rid), **kw)
+
+    def _digest_of(self, item: bytes) -> bytes | None:
+        """The recomputed digest, for the finding's ``expected`` (rare path)."""
+        try:
+            sep = _domain(self.chain_id, self.ledger).separator
+            return verify_recorded(2, RECORDED_TOPIC, item[:32], item[32:], sep)[0]
+        except Exception:
+            return None
+
+    def _lifecycle(
+        self,
+        rid: bytes,
+        kind: int,
+        ref: bytes,
+        subject: bytes,
+        signer: bytes,
+        ai: int,
+        where: tuple[int, str, int],
+    ) -> None:
+        target = self.state.records.get(ref)
+        name = _KIND_NAMES.get(kind, str(kind))
+        ref_hex = "0x" + ref.hex()
         if target is None:
             if self.state.partial_start:
                 self._count("lifecycle_unresolved")
                 return
-            bad("lifecycle.unknown-ref", f"{name} refers to {ref}, which is not an earlier record")
+            self._bad(
+                "lifecycle.unknown-ref",
+                f"{name} refers to {ref_hex}, which is not an earlier record",
+                where,
+                rid,
+            )
             return
         t_ai, t_kind, t_subject = target
         if t_ai != ai:
-            bad(
+            self._bad(
                 "lifecycle.agency",
-                f"{name} of {ref} was signed by {_addr(f.agency)}, but the record was written by "
-                f"{_addr(self.state.agencies[t_ai])}",
+                f"{name} of {ref_hex} was signed by {_addr(signer)}, but the record was written "
+                f"by {_addr(self.state.agencies[t_ai])}",
+                where,
+                rid,
             )
-        if t_subject != f.subject:
-            bad("lifecycle.subject", f"{name} changes the subject of {ref}")
-        want = (_RECORD, _AMEND) if f.kind in _VERSION_TARGETS else (_OBJECTION,)
+        if t_subject != subject:
+            self._bad("lifecycle.subject", f"{name} changes the subject of {ref_hex}", where, rid)
+        want = (_RECORD, _AMEND) if kind in _VERSION_TARGETS else (_OBJECTION,)
         if t_kind not in want:
-            bad(
+            self._bad(
                 "lifecycle.ref-kind",
                 f"{name} must refer to {' or '.join(_KIND_NAMES[k] for k in want)}, "
                 f"not {_KIND_NAMES.get(t_kind, t_kind)}",
+                where,
+                rid,
             )
 
     def _role(self, lg: Mapping[str, Any], t: list[bytes], where: tuple[int, str, int]) -> None:

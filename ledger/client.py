@@ -49,6 +49,7 @@ __all__ = [
     "ServiceError",
     "ServiceUnavailable",
     "domain_from_deployment",
+    "env_session_headers",
     "load_agency_account",
     "signed_items_from_json",
 ]
@@ -230,8 +231,36 @@ class CreditClient:
 
     # ---- signing ----
 
+    def sign_in(self, account: LocalAccount) -> None:
+        """Sign in with Ethereum (EIP-4361) as ``account``: later requests carry the session
+        (preparing records needs an AGENCY session). The token never leaves this client."""
+        from eth_account.messages import encode_defunct
+
+        n = self._ok("GET", "/auth/siwe/nonce")
+        text = "\n".join(
+            [
+                f"{n['domain']} wants you to sign in with your Ethereum account:",
+                account.address,
+                "",
+                "Sign in to zhixin",
+                "",
+                f"URI: {n['uri']}",
+                "Version: 1",
+                f"Chain ID: {n['chainId']}",
+                f"Nonce: {n['nonce']}",
+                f"Issued At: {n['issuedAt']}",
+            ]
+        )
+        sig = account.sign_message(encode_defunct(text=text)).signature
+        body = {"message": text, "signature": "0x" + bytes(sig).hex()}
+        token = self._ok("POST", "/auth/siwe", json=body)["token"]
+        self._http.headers["Authorization"] = f"Bearer {token}"
+        self._http.cookies.clear()
+
     def sign(self, fields: Mapping[str, Any], account: LocalAccount) -> dict[str, Any]:
         """Prepare through the service, sign locally; the submit-ready item (with ``reason``)."""
+        if "authorization" not in self._http.headers:
+            self.sign_in(account)
         prep = self.prepare(fields, agency=account.address)
         record = record_from_json(prep["record"])
         domain = self.domain()
@@ -246,6 +275,28 @@ class CreditClient:
         if prep.get("reason"):
             item["reason"] = prep["reason"]
         return item
+
+
+_ENV_SESSIONS: dict[str, dict[str, str]] = {}
+
+
+def env_session_headers(url: str) -> dict[str, str]:
+    """Authorization for CLI calls that need a session: ``$ZHIXIN_TOKEN`` as is, else a
+    SIWE sign-in with the hex key in ``$ZHIXIN_SIGNIN_KEY`` (once per URL); none without."""
+    token = os.environ.get("ZHIXIN_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    key = os.environ.get("ZHIXIN_SIGNIN_KEY")
+    if not key:
+        return {}
+    base = url.rstrip("/")
+    if base not in _ENV_SESSIONS:
+        from .keys import account_from_hex
+
+        with CreditClient(base) as client:
+            client.sign_in(account_from_hex(key, "ZHIXIN_SIGNIN_KEY"))
+            _ENV_SESSIONS[base] = {"Authorization": client._http.headers["authorization"]}
+    return dict(_ENV_SESSIONS[base])
 
 
 def _service_error(status: int, body: Any, url: str) -> ServiceError:

@@ -167,8 +167,12 @@ class CreditLedgerClient:
                 continue
             topic0 = bytes(log["topics"][0])
             if topic0 == RECORDED_TOPIC:
-                rec = decode_recorded_log(cast(Any, log))
-                out.append(ItemOutcome(len(out), bytes(log["topics"][1]), seq=rec.seq))
+                # only the seq is needed here: no signer recovery (that is the index's job)
+                data = bytes(log["data"])
+                if len(data) < 32:
+                    raise ChainError(f"malformed CreditRecorded log in tx {res.tx_hash}")
+                seq = (int.from_bytes(data[:32], "big") >> 160) & ((1 << 64) - 1)
+                out.append(ItemOutcome(len(out), bytes(log["topics"][1]), seq=seq))
             elif topic0 == REJECTED_TOPIC:
                 rid, reason = decode_rejected_log(cast(Any, log))
                 out.append(ItemOutcome(len(out), rid, reason=reason))

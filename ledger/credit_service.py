@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -35,20 +36,25 @@ from .records import (
     CreditRecord,
     Eip712Domain,
     InvalidRecord,
+    InvalidSignature,
+    Problem,
     RecordKind,
+    RejectReason,
     SignedRecord,
     SubjectKind,
     check_record,
+    compact_signature,
     record_digest,
     record_from_json,
     record_to_json,
-    recover_signer,
-    signed_record_from_json,
+    recover_from_digest,
     typed_data,
 )
 from .roles import Role, RolesClient
 
 __all__ = ["BatchTooLarge", "CreditService", "ItemResult", "RecordQuery"]
+
+_SIG = re.compile(r"0x[0-9a-fA-F]{128}([0-9a-fA-F]{2})?")
 
 
 class BatchTooLarge(InvalidInput):
@@ -108,6 +114,8 @@ class CreditService:
         self.domain: Eip712Domain = ledger.domain()
         self._scope = _ScopeCache()
         self._nonce_lock = threading.Lock()
+        self.pool: Any = None  # a ProcessPoolExecutor for large requests (set by the runtime)
+        self.pool_workers = 1
         self._reserved: dict[str, int] = {}
 
     # ---- subjects ----
@@ -187,9 +195,13 @@ class CreditService:
         results: list[ItemResult] = []
         good: list[tuple[int, bytes, str, SignedRecord, str | None]] = []
         seen_nonces: dict[tuple[str, int], int] = {}
+        pre = self._pure_parallel(items, now)
         for i, item in enumerate(items):
             try:
-                rid, agency, signed, reason = self._check_item(item, now)
+                p = pre[i] if pre is not None else None
+                if isinstance(p, _Problem):
+                    raise p
+                rid, agency, signed, reason = self._check_item(item, now, p)
                 key = (agency, signed.record.nonce)
                 if key in seen_nonces and good[seen_nonces[key]][1] != rid:
                     raise _Problem("nonce-used", f"nonce also used by item {seen_nonces[key]}")
@@ -224,39 +236,28 @@ class CreditService:
                 self.on_accept()
         return results
 
-    def _check_item(self, item: Any, now: int) -> tuple[bytes, str, SignedRecord, str | None]:
-        if not isinstance(item, Mapping):
-            raise _Problem("malformed", "each item must be an object {record, signature}")
-        extra = set(item) - {"record", "signature", "reason", "subjectId"}
-        if extra:
-            raise _Problem("malformed", f"unknown item fields: {', '.join(sorted(extra))}")
-        try:
-            record_from_json(item.get("record"))  # record problems first: they are the likelier
-            signed = signed_record_from_json(
-                {"record": item.get("record"), "signature": item.get("signature")}
-            )
-        except InvalidRecord as exc:
-            raise _Problem(exc.code, exc.detail) from None
+    def _pure_parallel(
+        self, items: Sequence[Any], now: int
+    ) -> list[tuple[bytes, str, SignedRecord] | _Problem] | None:
+        """Run the pure checks of a large request in the worker processes (None: do it inline)."""
+        pool = self.pool
+        if pool is None or len(items) < 64:
+            return None
+        n = max(1, -(-len(items) // self.pool_workers))
+        chunks = [list(items[i : i + n]) for i in range(0, len(items), n)]
+        args = (self.domain.chain_id, self.domain.verifying_contract, now)
+        futures = [pool.submit(_pure_chunk, c, *args) for c in chunks]
+        out: list[tuple[bytes, str, SignedRecord] | _Problem] = []
+        for f in futures:
+            out.extend(f.result())
+        return out
+
+    def _check_item(
+        self, item: Any, now: int, pre: tuple[bytes, str, SignedRecord] | None = None
+    ) -> tuple[bytes, str, SignedRecord, str | None]:
+        rid, agency, signed = pre if pre is not None else pure_check(item, self.domain, now)
         rec = signed.record
-        try:
-            cat = self.catalog.by_id(rec.category)
-        except UnknownCategory:
-            raise _Problem("unknown-category", f"unknown category id {rec.category}") from None
-        problems = check_record(signed, self.domain, now)
-        if problems:
-            p = problems[0]
-            raise _Problem(
-                p.reason.name.lower().replace("_", "-"),
-                p.detail,
-                field=p.field,
-                more=[q.detail for q in problems[1:]],
-            )
-        if rec.subject_kind in (1, 2) and not cat.applies_to(rec.subject_kind):
-            raise _Problem(
-                "category-subject-mismatch",
-                f"category {cat.code} does not apply to subject kind {rec.subject_kind}",
-            )
-        agency = recover_signer(signed, self.domain)
+        cat = self.catalog.by_id(rec.category)
         if not self._can_write(agency, rec.category):
             if not self.roles.has_role(Role.AGENCY, agency):
                 detail = (
@@ -282,7 +283,6 @@ class CreditService:
                 raise _Problem("invalid-identifier", exc.detail) from None
             if pseud != rec.subject:
                 raise _Problem("subject-mismatch", "subject is not the pseudonym of subjectId")
-        rid = record_digest(rec, self.domain)
         if rec.kind != RecordKind.RECORD:
             self._check_ref(rec, agency)
         return rid, agency, signed, reason
@@ -498,6 +498,84 @@ def _entry(r: Mapping[str, Any]) -> Any:
     )
 
 
+def pure_check(item: Any, domain: Eip712Domain, now: int) -> tuple[bytes, str, SignedRecord]:
+    """The chain-free checks of one submitted item: (record id, signer, signed record).
+
+    Pure and picklable, so large requests can run it in worker processes (the ecrecover is the
+    costliest step of accepting a record). Raises _Problem for a bad item.
+    """
+    if not isinstance(item, Mapping):
+        raise _Problem("malformed", "each item must be an object {record, signature}")
+    extra = set(item) - {"record", "signature", "reason", "subjectId"}
+    if extra:
+        raise _Problem("malformed", f"unknown item fields: {', '.join(sorted(extra))}")
+    try:
+        rec = record_from_json(item.get("record"))  # record problems first: likelier
+        sig = item.get("signature")
+        if not isinstance(sig, str) or not _SIG.fullmatch(sig):
+            raise InvalidSignature("signature must be 0x followed by 128 or 130 hex digits")
+        signed = SignedRecord(rec, compact_signature(bytes.fromhex(sig[2:])))
+    except InvalidRecord as exc:
+        raise _Problem(exc.code, exc.detail) from None
+    try:
+        cat = _catalog().by_id(rec.category)
+    except UnknownCategory:
+        raise _Problem("unknown-category", f"unknown category id {rec.category}") from None
+    rid = record_digest(rec, domain)
+    sig_problem = ""
+    try:
+        agency: str | None = recover_from_digest(signed, rid)
+    except InvalidSignature as exc:
+        agency = None
+        sig_problem = exc.detail
+    problems = check_record(signed, domain, now, signature_checked=True)
+    if agency is None:
+        problems.insert(0, Problem(RejectReason.INVALID_SIGNATURE, "signature", sig_problem))
+    if problems:
+        p = problems[0]
+        raise _Problem(
+            p.reason.name.lower().replace("_", "-"),
+            p.detail,
+            field=p.field,
+            more=[q.detail for q in problems[1:]],
+        )
+    assert agency is not None
+    if rec.subject_kind in (1, 2) and not cat.applies_to(rec.subject_kind):
+        raise _Problem(
+            "category-subject-mismatch",
+            f"category {cat.code} does not apply to subject kind {rec.subject_kind}",
+        )
+    return rid, agency, signed
+
+
+_CATALOG: Catalog | None = None
+
+
+def _catalog() -> Catalog:
+    global _CATALOG
+    if _CATALOG is None:
+        from .catalog import load_catalog
+
+        _CATALOG = load_catalog()
+    return _CATALOG
+
+
+def _pure_chunk(
+    items: list[Any], chain_id: int, contract: str, now: int
+) -> list[tuple[bytes, str, SignedRecord] | _Problem]:
+    """Worker-process entry: pure_check over a chunk, problems returned (not raised)."""
+    domain = Eip712Domain(chain_id, contract)
+    out: list[tuple[bytes, str, SignedRecord] | _Problem] = []
+    for item in items:
+        try:
+            out.append(pure_check(item, domain, now))
+        except _Problem as p:
+            out.append(p)
+        except ZhixinError as exc:
+            out.append(_Problem(exc.code, exc.detail))
+    return out
+
+
 def _rejected(i: int, code: str, detail: str) -> ItemResult:
     return ItemResult(i, "rejected", problem=_Problem(code, detail, status=409).as_dict())
 
@@ -541,6 +619,9 @@ class _Problem(Exception):
             more,
         )
 
+    def __reduce__(self) -> Any:  # picklable across the verification worker processes
+        return (_make_problem, (self.code, self.detail, self.status, self.field, self.more))
+
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"code": self.code, "detail": self.detail, "status": self.status}
         if self.field:
@@ -548,3 +629,9 @@ class _Problem(Exception):
         if self.more:
             d["also"] = self.more
         return d
+
+
+def _make_problem(
+    code: str, detail: str, status: int, field: str | None, more: list[str] | None
+) -> _Problem:
+    return _Problem(code, detail, status=status, field=field, more=more)

@@ -3,10 +3,11 @@
 
 Records are signed by 8 agencies (keys derived from the seed), 500 per block; every 25th record
 is a WITHDRAW of an earlier record of the same agency and subject. The signed part is cached
-under /tmp (``zhixin-history-<n>-<seed>.pkl``) because signing 1M records takes ~1 min.
-Log data follows :func:`ledger.records.decode_recorded_log` (topics: event, id; data: meta,
-times, subject, evidenceHash, reasonHash, nonce, r, vs, headAfter[, ref]); :func:`load_history`
-decodes the first logs with it and stops if the event layout has changed since.
+under /tmp (``zhixin-history-<n>-<seed>-<layout>.pkl``) because signing 1M records takes
+~3 min. Log data follows :func:`ledger.records.decode_recorded_log` (topics: event, id; data:
+meta, times, subject, evidenceHash, reasonHash, nonce, r, vs, headAfter[, ref]); ``<layout>``
+fingerprints the event signature and :data:`LAYOUT`, and every load decodes the first logs
+(a RECORD and a WITHDRAW) and stops if the event layout has changed since.
 
     python scripts/gen_ledger_history.py --records 1000000
 """
@@ -47,6 +48,8 @@ PER_BLOCK = 500
 CHUNK = 10_000
 CATEGORY = 301
 T0 = 1_760_000_000
+# bump when the CreditRecorded data layout changes without its signature changing
+LAYOUT = "id topic; meta|seq, times, subject, ev, reason, nonce, r, vs, headAfter[, ref]"
 
 __all__ = ["CHAIN_ID", "LEDGER", "ROLES", "history_pages", "load_history"]
 
@@ -98,10 +101,12 @@ def _chunk(args: tuple[int, int, int]) -> list[tuple[bytes, bytes, bytes]]:
 
 def load_history(n: int, seed: int = 1, workers: int = 2) -> list[tuple[bytes, bytes, bytes]]:
     """(id, subject, data) per record, with headAfter and seq filled in; cached under /tmp."""
-    path = Path(f"/tmp/zhixin-history-{n}-{seed}.pkl")
+    path = cache_path(n, seed)
     if path.exists():
         with path.open("rb") as f:
-            return pickle.load(f)  # type: ignore[no-any-return]
+            cached: list[tuple[bytes, bytes, bytes]] = pickle.load(f)
+        _check_layout(cached)
+        return cached
     jobs = [(s, min(s + CHUNK, n), seed) for s in range(0, n, CHUNK)]
     with get_context("fork").Pool(workers) as pool:
         parts = pool.map(_chunk, jobs)
@@ -123,14 +128,29 @@ def load_history(n: int, seed: int = 1, workers: int = 2) -> list[tuple[bytes, b
     return out
 
 
+def cache_path(n: int, seed: int = 1) -> Path:
+    return Path(f"/tmp/zhixin-history-{n}-{seed}-{layout_tag()}.pkl")
+
+
+def layout_tag() -> str:
+    """Part of the cache key: a history written for another event layout is never reused."""
+    return keccak(RECORDED_TOPIC + LAYOUT.encode()).hex()[:8]
+
+
 def _check_layout(hist: list[tuple[bytes, bytes, bytes]]) -> None:
+    """Decode the first 25 logs (one is a WITHDRAW, with its ref word) with the project's
+    decoder: the digest must be the id, the subject and seq as generated."""
     from ledger.records import decode_recorded_log
 
-    for rid, subject, data in hist[:25]:
-        dec = decode_recorded_log({"topics": [RECORDED_TOPIC, rid], "data": data})
-        if record_digest(dec.signed.record, Eip712Domain(CHAIN_ID, LEDGER)) != rid:
+    domain = Eip712Domain(CHAIN_ID, LEDGER)
+    for seq, (rid, subject, data) in enumerate(hist[:25]):
+        try:
+            dec = decode_recorded_log({"topics": [RECORDED_TOPIC, rid], "data": data})
+        except Exception as exc:
+            raise SystemExit(f"CreditRecorded layout changed ({exc}): update LAYOUT") from None
+        rec = dec.signed.record
+        if record_digest(rec, domain) != rid or rec.subject != subject or dec.seq != seq:
             raise SystemExit("CreditRecorded layout changed: update gen_ledger_history.py")
-        assert dec.signed.record.subject == subject
 
 
 def _h(b: bytes) -> str:
@@ -165,20 +185,34 @@ def role_logs(seed: int = 1) -> list[dict[str, Any]]:
 def history_pages(
     history: list[tuple[bytes, bytes, bytes]], page: int = 10_000
 ) -> Iterator[list[dict[str, Any]]]:
-    """Pages of raw JSON-RPC logs, blocks 2.., ``PER_BLOCK`` records per block and tx."""
+    """Pages of raw JSON-RPC logs, blocks 2.., ``PER_BLOCK`` records per block and tx.
+
+    Every log gets its own dict and hex strings, as a JSON-RPC response would; only the
+    per-block values (number, block and tx hash) are hashed once per block, not per log.
+    """
+    topic0 = _h(RECORDED_TOPIC)
+    per_block: dict[int, tuple[str, str, str]] = {}
     for start in range(0, len(history), page):
         logs = []
         for i in range(start, min(start + page, len(history))):
             rid, _subject, data = history[i]
             block = 2 + i // PER_BLOCK
+            b = per_block.get(block)
+            if b is None:
+                per_block.clear()
+                b = per_block[block] = (
+                    hex(block),
+                    _h(keccak(b"block%d" % block)),
+                    _h(keccak(b"tx%d" % block)),
+                )
             logs.append(
                 {
                     "address": LEDGER,
-                    "topics": [_h(RECORDED_TOPIC), _h(rid)],
+                    "topics": [topic0, _h(rid)],
                     "data": _h(data),
-                    "blockNumber": hex(block),
-                    "blockHash": _h(keccak(b"block%d" % block)),
-                    "transactionHash": _h(keccak(b"tx%d" % block)),
+                    "blockNumber": b[0],
+                    "blockHash": b[1],
+                    "transactionHash": b[2],
                     "logIndex": hex(i % PER_BLOCK),
                     "removed": False,
                 }
@@ -194,7 +228,7 @@ def main() -> None:
     t = time.perf_counter()
     h = load_history(args.records, args.seed)
     print(f"{len(h)} records ready in {time.perf_counter() - t:.1f} s "
-          f"(/tmp/zhixin-history-{args.records}-{args.seed}.pkl)")  # fmt: skip
+          f"({cache_path(args.records, args.seed)})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 inclusion and consistency proofs (``/v1/log/...``).
 
 The log is created on first use, rebuilt from the index and kept on ``app.state.tlog``; it
-catches up with the index on every request. Reads are gated by :data:`~api.deps.ReaderDep`
-(AUDITOR-gating comes with the service issue).
+catches up with the index on every request.
+
+Authorization: the replay and index comparison (``/audit/run``) need an AUDITOR session; the
+transparency log (checkpoints, key, proofs) is public by design: it holds record ids and hashes
+only, and anyone must be able to check that the log only grows.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ledger.errors import ZhixinError
 from ledger.index_diff import diff_index
 from ledger.tlog_service import TransparencyLog, load_or_create_key, log_origin
 
-from ..deps import ReaderDep, RuntimeDep
+from ..deps import AuditorSession, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 _lock = threading.Lock()
@@ -54,7 +57,7 @@ def _tlog(request: Request, rt: Any) -> TransparencyLog:
 
 
 @router.post("/audit/run", summary="Replay the ledger from the chain alone and report")
-def run_audit(body: AuditIn, rt: RuntimeDep, _: ReaderDep) -> dict[str, Any]:
+def run_audit(body: AuditIn, rt: RuntimeDep, _auditor: AuditorSession) -> dict[str, Any]:
     report = replay(rt.chain, rt.deployment, from_block=body.from_block, to_block=body.to_block)
     out = report.to_json()
     if body.index and rt.engine is not None:
@@ -65,13 +68,13 @@ def run_audit(body: AuditIn, rt: RuntimeDep, _: ReaderDep) -> dict[str, Any]:
 
 
 @router.get("/log/checkpoint", response_class=PlainTextResponse, summary="Signed checkpoint")
-def checkpoint(request: Request, rt: RuntimeDep, _: ReaderDep) -> PlainTextResponse:
+def checkpoint(request: Request, rt: RuntimeDep) -> PlainTextResponse:
     log = _tlog(request, rt)
     return PlainTextResponse(log.checkpoint(), headers={"X-Verifier-Key": log.verifier_key})
 
 
 @router.get("/log/key", summary="The checkpoint verifier key")
-def key(request: Request, rt: RuntimeDep, _: ReaderDep) -> dict[str, str]:
+def key(request: Request, rt: RuntimeDep) -> dict[str, str]:
     log = _tlog(request, rt)
     return {"origin": log.origin, "verifier_key": log.verifier_key}
 
@@ -80,7 +83,6 @@ def key(request: Request, rt: RuntimeDep, _: ReaderDep) -> dict[str, str]:
 def inclusion(
     request: Request,
     rt: RuntimeDep,
-    _: ReaderDep,
     id: Annotated[str, Query(description="record id, 0x + 64 hex")],
     size: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
@@ -115,7 +117,6 @@ def inclusion(
 def consistency(
     request: Request,
     rt: RuntimeDep,
-    _: ReaderDep,
     first: Annotated[int, Query(ge=1)],
     second: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:

@@ -1,18 +1,27 @@
-"""Credit records: prepare (typed data to sign), submit signed records, status, queries."""
+"""Credit records: prepare (typed data to sign), submit signed records, status, queries.
+
+Authorization: submitting is open (each record's EIP-712 signature authorizes its agency);
+preparing needs an AGENCY session (it reveals pseudonyms and nonces) and only for the caller's
+own address; every read goes through :data:`api.deps.ReaderDep`.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from ledger.credit_service import ItemResult, RecordQuery
-from ledger.errors import InvalidInput
+from ledger.db import credit_records, outbox
+from ledger.errors import Forbidden, InvalidInput
+from ledger.records import record_from_json
 
-from ..deps import CreditDep, ReaderDep
+from ..deps import AgencySession, CreditDep, Reader, ReaderDep
 from ..problems import PROBLEM_BASE, problem
 
 router = APIRouter(prefix="/v1", tags=["credit records"])
@@ -66,7 +75,7 @@ def _problem_item(r: ItemResult) -> dict[str, Any]:
 
 
 @router.post("/credit-records/prepare", summary="Typed data for an agency to sign")
-def prepare(body: PrepareIn, credit: CreditDep) -> dict[str, Any]:
+def prepare(body: PrepareIn, credit: CreditDep, session: AgencySession) -> dict[str, Any]:
     fields = body.model_dump(exclude_none=True)
     fields["subject"] = body.subject.model_dump()
     agency = fields.pop("agency", None)
@@ -74,6 +83,8 @@ def prepare(body: PrepareIn, credit: CreditDep) -> dict[str, Any]:
         from ledger.chain import parse_address
 
         agency = parse_address(agency, "agency")
+        if agency != session.address:
+            raise Forbidden("an agency prepares records for its own address only")
     return credit.prepare(agency or "", fields)
 
 
@@ -120,14 +131,37 @@ def submit(
 
 
 @router.get("/credit-records/{record_id}", summary="Status: pending → on chain → indexed")
-def record_status(record_id: str, credit: CreditDep, _reader: ReaderDep) -> dict[str, Any]:
-    return credit.status(record_id)
+def record_status(record_id: str, credit: CreditDep, reader: ReaderDep) -> dict[str, Any]:
+    st = credit.status(record_id)  # 422 / 404 first: the id says nothing about its subject
+    _require_record_reader(credit, reader, st["id"])
+    return st
+
+
+def _require_record_reader(credit: Any, reader: Reader, rid: str) -> None:
+    """The record's subject and agency, from the index or (not yet indexed) the outbox."""
+    t = credit_records
+    with credit.engine.connect() as conn:
+        row = conn.execute(
+            select(t.c.subject_kind, t.c.subject, t.c.agency).where(t.c.id == rid)
+        ).first()
+        if row is None:
+            box = conn.execute(
+                select(outbox.c.agency, outbox.c.payload).where(outbox.c.id == rid)
+            ).first()
+    if row is not None:
+        reader.require_subject(int(row[0]), str(row[1]), str(row[2]))
+        return
+    rec = record_from_json(json.loads(box[1])["record"]) if box is not None else None
+    if rec is None:
+        reader.require_subject(1, "", None)  # unknown: visible to auditors only
+        return
+    reader.require_subject(rec.subject_kind, "0x" + rec.subject.hex(), str(box[0]))
 
 
 @router.get("/credit-records", summary="Query records (current view or raw history)")
 def query(
     credit: CreditDep,
-    _reader: ReaderDep,
+    reader: ReaderDep,
     subject_kind: Annotated[Literal["person", "entity"] | None, Query()] = None,
     subject_id: Annotated[str | None, Query(description="identifier; pseudonymized here")] = None,
     agency: Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$")] = None,
@@ -139,18 +173,28 @@ def query(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     q = RecordQuery(limit=limit, offset=offset, since=since, until=until)
+    scope: str | None = None
     if subject_id is not None:
-        _k, pseud = credit.subject_pseudonym(subject_kind or "person", subject_id)
+        kind, pseud = credit.subject_pseudonym(subject_kind or "person", subject_id)
         q.subject = "0x" + pseud.hex()
+        scope = reader.record_scope(int(kind), q.subject)  # an agency sees its own records
     if agency is not None:
         from ledger.chain import parse_address
 
         q.agency = parse_address(agency, "agency")
+    if scope is not None:
+        if q.agency is not None and q.agency != scope:
+            raise Forbidden("an agency reads a person's records it wrote, not another's")
+        q.agency = scope
     if category is not None:
         q.category = credit._category(category).id
     if view == "history":
-        return {"view": "history", "records": credit.history(q)}
-    return {"view": "current", "as_of": int(time.time()), "records": credit.current(q)}
+        return {"view": "history", "records": reader.filter(credit.history(q))}
+    return {
+        "view": "current",
+        "as_of": int(time.time()),
+        "records": reader.filter(credit.current(q)),
+    }
 
 
 @router.get("/catalog/categories", summary="The credit category catalog")

@@ -7,7 +7,8 @@ Invariants:
   JSON type) is a 4xx problem+json; errors are :mod:`ledger.errors` types mapped by
   :mod:`api.problems`, never a 500.
 * Issuing and status changes act as the service's configured issuer only (dev: the demo
-  "issuer"); a credential of another issuer is 403.
+  "issuer"); a credential of another issuer is 403. Both need a session of an ISSUER role
+  holder; verifying, challenges, status lists and DID resolution are public.
 * ``now`` is read once per request and handed to the pure verifiers.
 """
 
@@ -26,6 +27,7 @@ from identity.proofs import CRYPTOSUITES, EDDSA_JCS_2022
 from identity.status import StatusPurpose
 from ledger.errors import InvalidInput, NotFound
 
+from ..deps import IssuerSession
 from ..identity_services import IdentityServices, get_identity
 
 __all__ = ["router"]
@@ -126,7 +128,7 @@ def _aware(t: datetime | None, default: datetime) -> datetime:
 
 
 @router.post("/credentials/issue", status_code=201, summary="Issue an identity credential")
-def issue(body: IssueIn, ids: IdentityDep) -> dict[str, Any]:
+def issue(body: IssueIn, ids: IdentityDep, _issuer: IssuerSession) -> dict[str, Any]:
     if body.options.cryptosuite not in CRYPTOSUITES:
         raise InvalidInput(f"cryptosuite must be one of {sorted(CRYPTOSUITES)}")
     now = _now()
@@ -157,18 +159,24 @@ def verify_credential(body: VerifyCredentialIn, ids: IdentityDep) -> dict[str, A
 
 
 @router.post("/presentations/verify", summary="Verify a presentation (every check named)")
-def verify_presentation(body: VerifyPresentationIn, ids: IdentityDep) -> dict[str, Any]:
-    result = ids.verify_presentation(
-        body.verifiablePresentation,
-        datetime.now(UTC),
-        challenge=body.options.challenge,
-        domain=body.options.domain,
+async def verify_presentation(body: VerifyPresentationIn, ids: IdentityDep) -> JSONResponse:
+    """Async on purpose: verification is GIL-bound Python whose chain reads are cached per
+    block, so a worker thread adds no parallelism, only two thread handoffs per request and
+    GIL convoys under load; :meth:`IdentityServices.run_verification` still sends it to a
+    thread when the challenge store is a networked database. The result is returned as a
+    prebuilt ``JSONResponse``: it is plain JSON, and response-model validation of it cost
+    more than building it."""
+    vp, opts = body.verifiablePresentation, body.options
+    result = await ids.run_verification(
+        lambda: ids.verify_presentation(
+            vp, datetime.now(UTC), challenge=opts.challenge, domain=opts.domain
+        )
     )
-    return result.to_json()
+    return JSONResponse(result.to_json())
 
 
 @router.post("/credentials/status", summary="Revoke, suspend or unsuspend a credential")
-def update_status(body: StatusIn, ids: IdentityDep) -> dict[str, Any]:
+def update_status(body: StatusIn, ids: IdentityDep, _issuer: IssuerSession) -> dict[str, Any]:
     if (body.credentialId is None) == (body.verifiableCredential is None):
         raise InvalidInput("give exactly one of credentialId and verifiableCredential")
     cid = body.credentialId or ids.credential_id_of(body.verifiableCredential or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import api.auth_db  # noqa: F401
 import identity.store  # noqa: F401 - registers its tables on the shared metadata
 import ledger.rules_db  # noqa: F401
 from ledger.db import metadata

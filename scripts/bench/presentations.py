@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -62,12 +63,39 @@ def start_server(data_dir: Path, chain: str) -> tuple[subprocess.Popen[str], str
     raise SystemExit("service did not become healthy")
 
 
+def issuer_auth(client: httpx.Client, tmp: Path) -> dict[str, str]:
+    """A bearer header for the dev issuer, signed in by SIWE (EIP-4361)."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from api.auth import SiweMessage
+
+    keys = json.loads((tmp / "data" / "dev-keys.json").read_text())
+    key = keys["issuer"]["private_key"]
+    n = client.get("/auth/siwe/nonce").json()
+    text = SiweMessage(
+        domain=n["domain"],
+        address=Account.from_key(key).address,
+        uri=n["uri"],
+        chain_id=n["chainId"],
+        nonce=n["nonce"],
+        issued_at=n["issuedAt"],
+        statement="Sign in to zhixin",
+    ).to_text()
+    sig = "0x" + bytes(Account.sign_message(encode_defunct(text=text), key).signature).hex()
+    r = client.post("/auth/siwe", json={"message": text, "signature": sig})
+    r.raise_for_status()
+    client.cookies.clear()
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer presentations (smoke run)")
     ap.add_argument("--n", type=int, default=None, help="presentations to verify")
     ap.add_argument("--threads", type=int, default=8, help="concurrent client threads")
     ap.add_argument("--chain", choices=["embedded", "anvil"], default="embedded")
+    ap.add_argument("--py-spy", metavar="OUT", help="py-spy raw profile of the timed part")
     args = ap.parse_args()
     n = args.n or (400 if args.quick else 4000)
 
@@ -84,7 +112,10 @@ def main() -> None:
             "verificationLevel": "in-person",
             "residenceDistrict": "禅城区",
         }
-        r = client.post("/credentials/issue", json={"credential": {"credentialSubject": subject}})
+        body = {"credential": {"credentialSubject": subject}}
+        r = client.post("/credentials/issue", json=body)
+        if r.status_code == 401:  # issuing needs an ISSUER session: sign the dev issuer in
+            r = client.post("/credentials/issue", json=body, headers=issuer_auth(client, tmp))
         r.raise_for_status()
         vc = r.json()["verifiableCredential"]
 
@@ -124,9 +155,22 @@ def main() -> None:
 
         with ThreadPoolExecutor(args.threads) as pool:
             list(pool.map(verify, vps[: args.threads * 4]))  # warm each thread's connection
+            spy = None
+            if args.py_spy:  # profile the server during the timed part only
+                spy_bin = str(Path(sys.executable).parent / "py-spy")
+                spy_args = ["--threads", "-f", "raw", "-r", "250", "-o", args.py_spy]
+                spy = subprocess.Popen(
+                    [spy_bin, "record", "-p", str(proc.pid), *spy_args],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                time.sleep(1.0)
             t0 = time.perf_counter()
             lat = list(pool.map(verify, vps[args.threads * 4 :]))
             wall = time.perf_counter() - t0
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=30)
         lat.sort()
         done = len(lat)
         p50 = statistics.median(lat) * 1000

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from ledger.tlog import leaf_hash, open_checkpoint, verify_inclusion
+from tests.api.auth_helpers import as_
 from tests.api.test_credit_api import ENTITY, signed, wait_indexed
 
 
@@ -27,7 +28,8 @@ def test_audit_and_log_routes(tmp_path: Path) -> None:
         wid = c.post("/v1/credit-records", json=[w]).json()["items"][0]["id"]
         wait_indexed(c, wid)
 
-        r = c.post("/v1/audit/run", json={})
+        assert c.post("/v1/audit/run", json={}).status_code == 401
+        r = c.post("/v1/audit/run", json={}, headers=as_(c, keys, "auditor"))
         assert r.status_code == 200, r.text
         rep = r.json()
         assert rep["ok"] and rep["counts"]["records"] == 2 and rep["index"]["ok"], rep

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from ledger.records import record_from_json, sign_record, signed_record_to_json
+from tests.api.auth_helpers import as_, headers
 
 PERSON = "11010519491231002X"
 ENTITY = "91440300568520498A"
@@ -35,7 +36,7 @@ def domain_of(c: TestClient) -> Any:
 
 
 def signed(c: TestClient, key: str, **fields: Any) -> dict[str, Any]:
-    r = c.post("/v1/credit-records/prepare", json=fields)
+    r = c.post("/v1/credit-records/prepare", json=fields, headers=headers(c, key))
     assert r.status_code == 200, r.text
     prep = r.json()
     rec = record_from_json(prep["record"])
@@ -46,10 +47,12 @@ def signed(c: TestClient, key: str, **fields: Any) -> dict[str, Any]:
     return item
 
 
-def wait_indexed(c: TestClient, rid: str, timeout: float = 20) -> dict[str, Any]:
+def wait_indexed(
+    c: TestClient, rid: str, timeout: float = 20, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        st = c.get(f"/v1/credit-records/{rid}").json()
+        st = c.get(f"/v1/credit-records/{rid}", headers=headers).json()
         if st.get("indexed"):
             return st
         time.sleep(0.05)
@@ -97,6 +100,7 @@ def test_eth_account_typed_data_signature_is_accepted(
     r = c.post(
         "/v1/credit-records/prepare",
         json={"subject": {"kind": "entity", "id": ENTITY}, "category": "tax.grade_a"},
+        headers=as_(c, keys, "agency-tax"),
     )
     assert r.status_code == 200, r.text
     prep = r.json()
@@ -227,7 +231,7 @@ def test_nothing_written_when_all_bad(env: tuple[TestClient, dict[str, Any]]) ->
 def test_prepare_rejects_bad_identifiers_and_categories(
     env: tuple[TestClient, dict[str, Any]],
 ) -> None:
-    c, _ = env
+    c, keys = env
     cases = [
         (
             {"subject": {"kind": "person", "id": "110105194912310021"}, "category": "tax.arrears"},
@@ -245,7 +249,7 @@ def test_prepare_rejects_bad_identifiers_and_categories(
         ),
     ]
     for body, code in cases:
-        r = c.post("/v1/credit-records/prepare", json=body)
+        r = c.post("/v1/credit-records/prepare", json=body, headers=as_(c, keys, "agency-tax"))
         assert 400 <= r.status_code < 500, (body, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["type"].endswith("/" + code), (body, r.json())
@@ -263,3 +267,29 @@ def test_status_and_query_bad_input(env: tuple[TestClient, dict[str, Any]]) -> N
     assert r.status_code == 422 and r.json()["type"].endswith("/invalid-identifier")
     cats = c.get("/v1/catalog/categories").json()
     assert any(x["code"] == "court.judgment_defaulter" for x in cats["categories"])
+
+
+def test_large_request_checks_in_worker_processes(env: tuple[TestClient, dict[str, Any]]) -> None:
+    """>= 64 items go through the verification process pool; results match item by item."""
+    c, keys = env
+    rt = c.app.state.runtime  # type: ignore[attr-defined]
+    assert rt.credit.pool is not None
+    tax = keys["agency-tax"]["private_key"]
+    first = signed(c, tax, subject={"kind": "entity", "id": ENTITY}, category="tax.arrears")
+    rec0 = record_from_json(first["record"])
+    import dataclasses
+
+    items: list[Any] = []
+    for i in range(70):
+        rec = dataclasses.replace(rec0, nonce=rec0.nonce + 1000 + i, amount=i)
+        items.append(signed_record_to_json(sign_record(rec, bytes.fromhex(tax[2:]), domain_of(c))))
+    items[5]["record"]["amount"] = "123456"  # tampered: recovers another address
+    items[9]["signature"] = "0x" + "00" * 64  # no key recovers
+    items[11] = {"record": items[11]["record"]}  # no signature at all
+    r = c.post("/v1/credit-records", json=items)
+    assert r.status_code == 202, r.text
+    res = r.json()["items"]
+    bad = {i: x["problem"]["type"].rsplit("/", 1)[1] for i, x in enumerate(res) if x.get("problem")}
+    assert bad == {5: "unauthorized", 9: "invalid-signature", 11: "invalid-signature"}, bad
+    assert r.json()["accepted"] == 67
+    wait_indexed(c, res[69]["id"])

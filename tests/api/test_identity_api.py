@@ -26,6 +26,7 @@ from ledger.chain import Sender, new_account
 from ledger.deploy import decoder
 from ledger.keys import account_from_hex
 from ledger.roles import Role, RolesClient
+from tests.api.auth_helpers import headers
 
 RIC = "11010519491231002X"
 DOMAIN = "bank.example"
@@ -52,6 +53,12 @@ class Holder:
         return cls(did, did_key_vm(did), key)
 
 
+def issuer_headers(c: TestClient) -> dict[str, str]:
+    """A session of the demo issuer (ISSUER role): issuing and status changes need one."""
+    rt = c.app.state.runtime  # type: ignore[attr-defined]
+    return headers(c, rt.dev_identities["issuer"]["private_key"])
+
+
 def issue(c: TestClient, holder: str, **over: Any) -> dict[str, Any]:
     subject = {
         "id": holder,
@@ -60,7 +67,7 @@ def issue(c: TestClient, holder: str, **over: Any) -> dict[str, Any]:
         "residenceDistrict": "禅城区",
     }
     cred: dict[str, Any] = {"credentialSubject": subject, **over}
-    r = c.post("/credentials/issue", json={"credential": cred})
+    r = c.post("/credentials/issue", json={"credential": cred}, headers=issuer_headers(c))
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
 
@@ -183,7 +190,8 @@ def test_tampering_and_bad_proofs(c: TestClient, citizen: tuple[Holder, dict[str
 )
 def test_malformed_requests_are_problems(c: TestClient, body: bytes) -> None:
     for path in ("/presentations/verify", "/credentials/verify", "/credentials/issue"):
-        r = c.post(path, content=body, headers={"content-type": "application/json"})
+        h = {"content-type": "application/json", **issuer_headers(c)}
+        r = c.post(path, content=body, headers=h)
         assert 400 <= r.status_code < 500, (path, r.text)
         assert r.headers["content-type"] == "application/problem+json"
 
@@ -249,7 +257,7 @@ def test_issue_bad_input(c: TestClient) -> None:
             }
         },
     ]:
-        r = c.post("/credentials/issue", json={"credential": cred})
+        r = c.post("/credentials/issue", json={"credential": cred}, headers=issuer_headers(c))
         assert 400 <= r.status_code < 500, r.text
         assert r.headers["content-type"] == "application/problem+json"
 
@@ -262,6 +270,7 @@ def test_revocation_and_suspension(c: TestClient) -> None:
     r = c.post(
         "/credentials/status",
         json={"credentialId": vc["id"], "credentialStatus": [{"status": "suspended"}]},
+        headers=issuer_headers(c),
     )
     assert r.status_code == 200 and r.json()["updates"][0]["changed"] is True
     res = verify(c, present(c, h, [vc]))
@@ -269,12 +278,14 @@ def test_revocation_and_suspension(c: TestClient) -> None:
     r = c.post(
         "/credentials/status",
         json={"verifiableCredential": vc, "credentialStatus": [{"status": "unsuspended"}]},
+        headers=issuer_headers(c),
     )
     assert r.status_code == 200
     assert verify(c, present(c, h, [vc]))["verified"] is True
     r = c.post(
         "/credentials/status",
         json={"credentialId": vc["id"], "credentialStatus": [{"status": "revoked"}]},
+        headers=issuer_headers(c),
     )
     assert r.status_code == 200
     res = verify(c, present(c, h, [vc]))
@@ -290,7 +301,7 @@ def test_revocation_and_suspension(c: TestClient) -> None:
         {"credentialId": vc["id"], "credentialStatus": [{"status": "bogus"}]},
         {"credentialStatus": [{"status": "revoked"}]},
     ):
-        r = c.post("/credentials/status", json=bad)
+        r = c.post("/credentials/status", json=bad, headers=issuer_headers(c))
         assert 400 <= r.status_code < 500, r.text
     assert c.get("/credentials/status-lists/999").status_code == 404
     assert c.get("/credentials/status-lists/abc").status_code == 422

@@ -25,6 +25,7 @@ from ledger.records import record_from_json, sign_record, signed_record_to_json
 from ledger.rules import load_measures, load_rule_set
 from ledger.rules_registry import rule_set_id, version_number
 from ledger.rules_service import lists_root
+from tests.api.auth_helpers import as_, headers
 
 ENTITY = "91310115MA1K3BTP2B"
 PERSON = "11010519491231002X"
@@ -58,12 +59,13 @@ def sign_prepared(c: TestClient, prep: dict[str, Any], key: str) -> dict[str, An
 
 
 def write(c: TestClient, key: str, **fields: Any) -> str:
-    r = c.post("/v1/credit-records/prepare", json=fields)
+    h = headers(c, key)  # the writing agency: prepares, and reads its records back
+    r = c.post("/v1/credit-records/prepare", json=fields, headers=h)
     assert r.status_code == 200, r.text
     r = c.post("/v1/credit-records", json=sign_prepared(c, r.json(), key))
     assert r.status_code == 202, r.text
     rid = r.json()["items"][0]["id"]
-    wait(lambda: c.get(f"/v1/credit-records/{rid}").json().get("indexed"))
+    wait(lambda: c.get(f"/v1/credit-records/{rid}", headers=h).json().get("indexed"))
     return str(rid)
 
 
@@ -86,7 +88,8 @@ def status(c: TestClient, kind: str, ident: str) -> dict[str, Any]:
 def test_bad_rule_sets_are_refused_with_positions_and_nothing_anchored(
     env: tuple[TestClient, dict[str, Any]],
 ) -> None:
-    c, _ = env
+    c, keys = env
+    pub = as_(c, keys, "rule-publisher")
     base = STARTER.replace('version: "2025.1"', 'version: "bad.1"')
     cases = {
         "parse": base.replace(
@@ -99,7 +102,9 @@ def test_bad_rule_sets_are_refused_with_positions_and_nothing_anchored(
     }
     for name, text in cases.items():
         r = c.post(
-            "/v1/rules/rule-sets", content=text, headers={"content-type": "application/yaml"}
+            "/v1/rules/rule-sets",
+            content=text,
+            headers={"content-type": "application/yaml", **pub},
         )
         assert r.status_code == 422, (name, r.text)
         body = r.json()
@@ -112,7 +117,7 @@ def test_bad_rule_sets_are_refused_with_positions_and_nothing_anchored(
     reg = rt(c).rules.registry
     assert reg.rule_set_hash(rule_set_id("district.joint-credit"), version_number("bad.1")) is None
     # evaluating before anything is published: refused by name
-    r = c.post("/v1/rules/evaluations", json={})
+    r = c.post("/v1/rules/evaluations", json={}, headers=pub)
     assert r.status_code == 409 and r.json()["type"].endswith("/rule-set-not-published")
 
 
@@ -121,15 +126,18 @@ def test_publish_list_object_resolve_repair_and_epochs(
 ) -> None:
     c, keys = env
     market = keys["agency-market"]["private_key"]
-    r = c.post("/v1/rules/rule-sets", content=STARTER, headers={"content-type": "application/yaml"})
+    mh, ph = as_(c, keys, "agency-market"), as_(c, keys, "rule-publisher")
+    r = c.post(
+        "/v1/rules/rule-sets", content=STARTER, headers={"content-type": "application/yaml", **ph}
+    )
     assert r.status_code == 200, r.text
     pub = r.json()
     expected = load_rule_set(load_catalog(), load_measures()).canonical_hash()
     assert pub["hash"] == "0x" + expected.hex() and pub["already_published"] is False
     # publishing the same document again anchors nothing new
-    again = c.post("/v1/rules/rule-sets", content=STARTER).json()
+    again = c.post("/v1/rules/rule-sets", content=STARTER, headers=ph).json()
     assert again["already_published"] is True and again["hash"] == pub["hash"]
-    r = c.post("/v1/rules/evaluations", json={"version": "9999.9"})
+    r = c.post("/v1/rules/evaluations", json={"version": "9999.9"}, headers=ph)
     assert r.status_code == 409 and r.json()["type"].endswith("/rule-set-not-published")
 
     # an agency of the market sector subscribes (delivery itself: tests/ledger/test_webhooks.py)
@@ -141,6 +149,7 @@ def test_publish_list_object_resolve_repair_and_epochs(
             "sectors": ["market"],
             "secret": "s" * 32,
         },
+        headers=mh,
     )
     assert r.status_code == 201, r.text
     sub_id = r.json()["id"]
@@ -178,7 +187,7 @@ def test_publish_list_object_resolve_repair_and_epochs(
         lambda: [x for x in c.get("/v1/rules/changes").json()["changes"] if x["subject"] == subj]
     )
     assert [(x["change"], x["list"]) for x in changes] == [("entered", "serious_dishonesty")]
-    dl = c.get(f"/v1/webhooks/{sub_id}/deliveries").json()["deliveries"]
+    dl = c.get(f"/v1/webhooks/{sub_id}/deliveries", headers=mh).json()["deliveries"]
     assert any(d["event_id"] == f"lc-{changes[0]['id']}" for d in dl)
     meas = c.get(
         "/v1/rules/measures",
@@ -187,7 +196,7 @@ def test_publish_list_object_resolve_repair_and_epochs(
     assert [x["id"] for x in meas["measures"]] == ["punish.more_inspections"]
 
     # full evaluation, anchored; re-run from chain logs alone reproduces the root
-    ep = c.post("/v1/rules/evaluations", json={}).json()
+    ep = c.post("/v1/rules/evaluations", json={}, headers=ph).json()
     assert ep["epoch"] >= 1 and ep["rule_set"]["hash"] == pub["hash"], ep
     assert ep["lists"]["serious_dishonesty"]["size"] == 2
     re = c.get(f"/v1/rules/epochs/{ep['epoch']}/recompute").json()
@@ -226,7 +235,9 @@ def test_publish_list_object_resolve_repair_and_epochs(
     # publicity: entities public, persons only through the reader gate
     pubs = c.get("/v1/rules/lists/serious_dishonesty/publicity").json()["entries"]
     assert [e["subject_kind"] for e in pubs] == ["entity"]
-    allm = c.get("/v1/rules/lists/serious_dishonesty/members").json()["entries"]
+    allm = c.get(
+        "/v1/rules/lists/serious_dishonesty/members", headers=as_(c, keys, "auditor")
+    ).json()["entries"]
     assert sorted(e["subject_kind"] for e in allm) == ["entity", "person"]
 
     # objection: the record stops counting and the subject leaves the list
@@ -274,19 +285,20 @@ def test_publish_list_object_resolve_repair_and_epochs(
     assert app["status"] == "pending" and app["agency"] == keys["agency-market"]["address"]
     got = c.get(f"/v1/repairs/{app['id']}").json()
     assert got["eligibility"]["eligible"] is True, got
-    prep = c.post(f"/v1/repairs/{app['id']}/prepare", json={}).json()
+    prep = c.post(f"/v1/repairs/{app['id']}/prepare", json={}, headers=mh).json()
     assert prep["record"]["kind"] == 6 and prep["record"]["ref"] == rid
     # the tax agency did not write the record: refused
     wrong = c.post(
         f"/v1/repairs/{app['id']}/approve",
         json=sign_prepared(c, prep, keys["agency-tax"]["private_key"]),
+        headers=mh,
     )
     assert wrong.status_code in (403, 422), wrong.text
-    ok = c.post(f"/v1/repairs/{app['id']}/approve", json=sign_prepared(c, prep, market))
+    ok = c.post(f"/v1/repairs/{app['id']}/approve", json=sign_prepared(c, prep, market), headers=mh)
     assert ok.status_code == 200, ok.text
     done = ok.json()
     assert done["status"] == "approved" and done["repair_id"] == prep["id"]
-    wait(lambda: c.get(f"/v1/credit-records/{prep['id']}").json().get("indexed"))
+    wait(lambda: c.get(f"/v1/credit-records/{prep['id']}", headers=mh).json().get("indexed"))
     assert status(c, "entity", ENTITY)["lists"] == []
     hist = c.get(
         "/v1/credit-records",
@@ -299,6 +311,6 @@ def test_publish_list_object_resolve_repair_and_epochs(
         "repair",
     ]
     # a second epoch no longer lists the entity, and still reproduces from the chain
-    ep2 = c.post("/v1/rules/evaluations", json={}).json()
+    ep2 = c.post("/v1/rules/evaluations", json={}, headers=ph).json()
     assert ep2["epoch"] == ep["epoch"] + 1 and ep2["lists"]["serious_dishonesty"]["size"] == 1
     assert c.get(f"/v1/rules/epochs/{ep2['epoch']}/recompute").json()["matches"] is True

@@ -13,6 +13,7 @@ from api.settings import Settings
 from ledger.records import record_from_json, sign_record, signed_record_to_json
 from ledger.rules_registry import RuleRegistryClient
 from ledger.tlog import leaf_hash, root_from_leaf_hashes
+from tests.api.auth_helpers import headers
 
 
 def test_checkpoint_roots_are_anchored(tmp_path: Path) -> None:
@@ -29,6 +30,7 @@ def test_checkpoint_roots_are_anchored(tmp_path: Path) -> None:
                 "/v1/credit-records/prepare",
                 json={"subject": {"kind": "entity", "id": "91440300568520498A"},
                       "category": "tax.arrears"},
+                headers=headers(c, key),
             ).json()  # fmt: skip
             signed = sign_record(
                 record_from_json(prep["record"]), bytes.fromhex(key[2:]), rt.credit.domain

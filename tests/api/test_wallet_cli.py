@@ -50,6 +50,10 @@ def served(
     try:
         srv.wait_healthy()
         env["ZHIXIN_URL"] = srv.url
+        # issuing and revoking need an ISSUER session: the CLI signs in with this key (SIWE)
+        keys = json.loads((tmp_path / "data" / "dev-keys.json").read_text())
+        env["ZHIXIN_SIGNIN_KEY"] = keys["issuer"]["private_key"]
+        monkeypatch.setenv("ZHIXIN_SIGNIN_KEY", env["ZHIXIN_SIGNIN_KEY"])
         monkeypatch.setenv("HOME", env["HOME"])
         monkeypatch.setenv("ZHIXIN_URL", srv.url)
         yield srv, env

@@ -10,15 +10,24 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from ledger.audit import check_signed_checkpoint
-from ledger.audit_replay import ChainSource, replay
+from ledger.audit import (
+    ROLE_GRANTED_TOPIC,
+    SCOPE_GRANTED_TOPIC,
+    Auditor,
+    AuditState,
+    check_signed_checkpoint,
+    record_items,
+)
+from ledger.audit_replay import ChainSource, FactsPool, replay
 from ledger.chain import Chain, Sender, new_account
 from ledger.credit import CreditLedgerClient
 from ledger.deploy import Deployment, decoder
 from ledger.records import (
+    RECORDED_TOPIC,
     ZERO_HASH,
     CreditRecord,
     Eip712Domain,
@@ -177,6 +186,26 @@ def test_gap_in_seq(embedded_history: Any) -> None:
     assert {"record.head", "ledger.state"} <= checks(report)
 
 
+def test_gap_found_through_either_log_path(
+    chain: Chain, governor: Sender, deployment: Deployment
+) -> None:
+    """Anvil's logs come through raw JSON-RPC (web3's formatters are skipped for speed), the
+    embedded chain's through web3: same shape, same findings."""
+    h = History(chain, governor, deployment)
+    ids = h.write(h.agency([301]), 3)
+    logs = ChainSource(chain).logs([deployment.address("CreditLedger")], 0, chain.head())
+    assert [bytes(lg["topics"][1]) for lg in logs] == ids
+    assert all(isinstance(lg["blockNumber"], int) and len(bytes(lg["data"])) == 288 for lg in logs)
+
+    def drop(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [lg for lg in logs if not lg["topics"] or bytes(lg["topics"][-1]) != ids[1]]
+
+    report = replay(Lying(chain, drop), deployment, workers=2)
+    assert [(f.check, f.record_id) for f in report.findings if f.check == "record.seq"] == [
+        ("record.seq", "0x" + ids[2].hex())
+    ]
+
+
 def test_truncated_history_is_partial(embedded_history: Any, tmp_path: Path) -> None:
     chain, dep, h, _ids = embedded_history
     entries = h.ledger.fetch_records(dep.deploy_block)
@@ -288,6 +317,130 @@ def test_ledger_that_skips_the_role_check(embedded_history: Any) -> None:
     role = [f for f in report.findings if f.check == "record.role"]
     assert [f.record_id for f in role] == ["0x" + i.hex() for i in ids]
     assert rogue.address in role[0].detail
-    seq = [f for f in report.findings if f.check == "record.seq"]
-    assert len(seq) == 1 and seq[0].record_id == "0x" + ids[2].hex()
+    gaps = [f for f in report.findings if f.check == "record.seq"]
+    assert len(gaps) == 1 and gaps[0].record_id == "0x" + ids[2].hex()
     assert any("state()" in n for n in report.notes)  # the broken ledger has no state()
+
+
+# ---- chain-free: every tampering case through the bulk path, inline and in worker processes ----
+
+_LEDGER, _ROLES = "0x" + "b2" * 20, "0x" + "a1" * 20
+_DOMAIN = Eip712Domain(31337, _LEDGER)
+
+
+def _word(addr: bytes) -> str:
+    return "0x" + (bytes(12) + addr).hex()
+
+
+def _synthetic_history() -> tuple[list[dict[str, Any]], dict[str, set[int]]]:
+    """Raw JSON-RPC logs: roles, 300 clean records, then one tampering per record; and, per
+    check, the indices of the records it must name."""
+    from eth_abi import encode
+
+    keys = {n: keccak(b"audit-test-%s" % n.encode()) for n in ("a", "b", "c")}
+    addr = {n: bytes.fromhex(Account.from_key(k).address[2:]) for n, k in keys.items()}
+    gov = b"\xc3" * 20
+    logs: list[dict[str, Any]] = []
+
+    def add(address: str, topics: list[bytes], data: bytes, block: int) -> None:
+        logs.append({
+            "address": address, "topics": ["0x" + t.hex() for t in topics],
+            "data": "0x" + data.hex(), "blockNumber": hex(block),
+            "blockHash": "0x" + keccak(b"b%d" % block).hex(),
+            "transactionHash": "0x" + keccak(b"t%d" % block).hex(),
+            "logIndex": hex(len(logs)), "removed": False,
+        })  # fmt: skip
+
+    add(_ROLES, [ROLE_GRANTED_TOPIC, Role.GOVERNOR.id, bytes(12) + gov, bytes(12) + gov], b"", 1)
+    for n in ("a", "c"):  # b holds no role
+        add(_ROLES, [ROLE_GRANTED_TOPIC, Role.AGENCY.id, bytes(12) + addr[n], bytes(12) + gov],
+            b"", 1)  # fmt: skip
+        add(_ROLES, [SCOPE_GRANTED_TOPIC, bytes(12) + addr[n], bytes(12) + gov],
+            encode(["uint16[]"], [[301]]), 1)  # fmt: skip
+    state: dict[str, Any] = {"seq": 0, "head": ZERO_HASH}
+    ids: list[bytes] = []
+    subjects: list[bytes] = []
+
+    def rec(signer: str = "a", **kw: Any) -> tuple[CreditRecord, bytes, bytes]:
+        base: dict[str, Any] = dict(
+            kind=1, subject_kind=1, subject=keccak(b"s%d" % len(ids)), category=301,
+            occurred_at=1, effective_from=1, deadline=2**40, nonce=len(ids) + 1,
+        )  # fmt: skip
+        base.update(kw)
+        r = CreditRecord(**base)
+        return r, sign_record(r, keys[signer], _DOMAIN).signature, record_digest(r, _DOMAIN)
+
+    def emit(r: CreditRecord, sig: bytes, rid: bytes, *, seq: int | None = None,
+             head: bytes | None = None, data_edit: Any = None, ref_word: bool | None = None,
+             counted: bool = True) -> int:  # fmt: skip
+        s_ = state["seq"] if seq is None else seq
+        h = keccak(state["head"] + rid) if head is None else head
+        lifecycle = r.kind != 1 if ref_word is None else ref_word
+        data = (
+            (r.meta | s_ << 160).to_bytes(32, "big") + r.times.to_bytes(32, "big") + r.subject
+            + r.evidence_hash + r.reason_hash + r.nonce.to_bytes(32, "big") + sig + h
+            + (r.ref if lifecycle else b"")
+        )  # fmt: skip
+        if data_edit is not None:
+            data = data_edit(data)
+        add(_LEDGER, [RECORDED_TOPIC, rid], data, 2 + len(ids) // 100)
+        if counted:  # the auditor applied it: seq and head move on
+            state["seq"] = s_ + 1
+            state["head"] = keccak(state["head"] + rid)
+        ids.append(rid)
+        subjects.append(r.subject)
+        return len(ids) - 1
+
+    for _ in range(300):
+        emit(*rec())
+    want: dict[str, set[int]] = {}
+
+    def expect(i: int, *checks_: str) -> None:
+        for c in checks_:
+            want.setdefault(c, set()).add(i)
+
+    r, sig, rid = rec()  # a signed field changed after signing: id is not the digest
+    expect(emit(r, sig, rid, data_edit=lambda d: d[:96] + keccak(b"ev") + d[128:]), "record.id")
+    r, sig, rid = rec()
+    vs = 1 << 255 | (0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2 + 1)
+    expect(emit(r, sig[:32] + vs.to_bytes(32, "big"), rid, counted=False), "record.signature")
+    expect(emit(*rec(), ref_word=True, counted=False), "record.decode")
+    expect(emit(*rec("b")), "record.role")
+    expect(emit(*rec(category=302)), "record.scope")
+    expect(emit(*rec(nonce=1)), "record.nonce")
+    expect(emit(*rec(kind=RecordKind.WITHDRAW, ref=keccak(b"nothing"))), "lifecycle.unknown-ref")
+    expect(emit(*rec(kind=RecordKind.WITHDRAW, ref=ids[0])), "lifecycle.subject")
+    r0: dict[str, Any] = dict(subject=subjects[0], ref=ids[0])
+    expect(emit(*rec(kind=RecordKind.RESOLUTION_UPHELD, **r0)), "lifecycle.ref-kind")
+    expect(emit(*rec("c", kind=RecordKind.AMEND, **r0)), "lifecycle.agency")
+    expect(emit(*rec(), head=keccak(b"lie")), "record.head")
+    state["seq"] += 2
+    expect(emit(*rec()), "record.seq")
+    r, sig, rid = rec(nonce=1, subject=keccak(b"s0"))  # record 0 again, later
+    expect(emit(r, sig, rid), "record.nonce", "record.duplicate-id")
+    expect(emit(*rec(category=0)), "record.shape", "record.scope")
+    assert state["seq"] == len(ids)  # two logs refused (no seq), two seq numbers skipped
+    return logs, want
+
+
+def _audit(logs: list[dict[str, Any]], workers: int) -> Any:
+    auditor = Auditor(31337, {"Roles": _ROLES, "CreditLedger": _LEDGER}, AuditState(1))
+    with FactsPool(31337, _LEDGER, workers) as pool:
+        auditor.feed(logs, pool.submit(record_items(logs, _LEDGER))())
+    return auditor.finish(from_block=1, to_block=9, head_block=9, now=0)
+
+
+def test_every_tampering_is_found_in_worker_processes_too() -> None:
+    logs, want = _synthetic_history()
+    ids = [lg["topics"][1] for lg in logs[5:]]
+    inline, pooled = _audit(logs, 1), _audit(logs, 2)
+    assert inline.findings == pooled.findings and inline.head == pooled.head
+    got: dict[str, set[int]] = {}
+    for f in inline.findings:
+        assert f.record_id == ids[f.log_index - 5]
+        got.setdefault(f.check, set()).add(f.log_index - 5)
+    assert got == want
+    assert inline.counts["records"] == len(ids) and inline.tree_size == len(ids) - 3
+    alone = Auditor(31337, {"Roles": _ROLES, "CreditLedger": _LEDGER}, AuditState(1))
+    alone.feed(logs)  # checks computed inline when not given
+    assert alone.finish(from_block=1, to_block=9, head_block=9, now=0).findings == inline.findings

@@ -31,12 +31,15 @@ from ledger.records import (
     record_digest,
     record_from_json,
     record_to_json,
+    recorded_fields,
+    recover_address,
     recover_signer,
     replay_head,
     sign_record,
     signed_record_from_json,
     signed_record_to_json,
     typed_data,
+    verify_recorded,
 )
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -260,3 +263,70 @@ def test_packed_calldata_and_log_decoding() -> None:
         decode_recorded_log(_log(amend, 0, ZERO_HASH, with_ref=False))
     with pytest.raises(InvalidRecord, match="not a CreditRecorded log"):
         decode_recorded_log({"topics": [RECORDED_TOPIC], "data": "0x"})
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"nonce": 2**256 - 1, "amount": 2**128 - 1, "deadline": 2**64 - 1, "category": 65535},
+        {"occurred_at": 2**64 - 1, "effective_from": 1, "effective_until": 0, "subject_kind": 1},
+        {"kind": RecordKind.AMEND, "ref": keccak(b"orig")},
+        {"kind": RecordKind.RESOLUTION_REJECTED, "ref": b"\xff" * 32, "evidence_hash": ZERO_HASH},
+    ],
+)
+def test_bulk_decoder_agrees_with_the_dataclass_path(kw: dict[str, object]) -> None:
+    """verify_recorded/recorded_fields (the audit's hot path) give exactly what
+    decode_recorded_log + record_digest give, from the raw log words."""
+    signed = sign_record(make_record(**kw), KEY, DOMAIN)
+    rec = signed.record
+    log = _log(signed, 2**64 - 1, keccak(b"h"), with_ref=rec.kind != RecordKind.RECORD)
+    rid, data = log["topics"][1], bytes.fromhex(str(log["data"])[2:])  # type: ignore[index]
+    dec = decode_recorded_log(log)
+    digest, signer = verify_recorded(2, RECORDED_TOPIC, rid, data, DOMAIN.separator)
+    assert digest == record_digest(rec, DOMAIN) == rid
+    assert "0x" + signer.hex() == dec.signer.lower() == AGENCY.lower()
+    assert recover_address(rid, signed.signature) == signer
+    f = recorded_fields(data)
+    assert recorded_fields(rid + data, 32) == f  # the audit reads id ‖ data without a copy
+    assert (f.kind, f.subject_kind, f.category, f.subject, f.ref, f.nonce) == (
+        rec.kind, rec.subject_kind, rec.category, rec.subject, rec.ref, rec.nonce
+    )  # fmt: skip
+    assert (f.seq, f.head_after, f.deadline) == (dec.seq, dec.head_after, rec.deadline)
+    assert (f.effective_from, f.effective_until) == (rec.effective_from, rec.effective_until)
+    # a changed signed field changes the digest (so the audit's id check catches it); seq (meta
+    # bytes 4-11), r, vs and headAfter are not signed
+    for at in [27, 29, 30, *range(63, len(data), 32)]:
+        if at in (223, 255, 287):
+            continue
+        bent = data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+        assert verify_recorded(2, RECORDED_TOPIC, rid, bent, DOMAIN.separator)[0] != rid, at
+    moved = data[:11] + bytes([data[11] ^ 1]) + data[12:]
+    assert verify_recorded(2, RECORDED_TOPIC, rid, moved, DOMAIN.separator)[0] == rid
+
+
+def test_bulk_decoder_refuses_what_decode_refuses() -> None:
+    signed = sign_record(make_record(), KEY, DOMAIN)
+    rid = record_digest(signed.record, DOMAIN)
+    data = bytes.fromhex(str(_log(signed, 0, ZERO_HASH, with_ref=False)["data"])[2:])
+    sep = DOMAIN.separator
+    with pytest.raises(InvalidRecord, match="does not match the record kind"):
+        verify_recorded(2, RECORDED_TOPIC, rid, data + ZERO_HASH, sep)
+    with pytest.raises(InvalidRecord, match="not a CreditRecorded log"):
+        verify_recorded(1, RECORDED_TOPIC, rid, data, sep)
+    with pytest.raises(InvalidRecord, match="not a CreditRecorded log"):
+        verify_recorded(2, keccak(b"other"), rid, data, sep)
+    with pytest.raises(InvalidRecord, match="not a CreditRecorded log"):
+        verify_recorded(2, RECORDED_TOPIC, rid, data[:-1], sep)
+    bad = high_s(signed).signature
+    with pytest.raises(InvalidSignature, match="upper half"):
+        verify_recorded(2, RECORDED_TOPIC, rid, data[:192] + bad + data[256:], sep)
+    with pytest.raises(InvalidSignature, match="out of range"):
+        recover_address(rid, bytes(64))
+    with pytest.raises(InvalidSignature, match="out of range"):
+        recover_address(rid, N.to_bytes(32, "big") + signed.signature[32:])
+    with pytest.raises(InvalidSignature, match="32 bytes"):
+        recover_address(rid[:31], signed.signature)
+    # recovered from the id topic, as the ledger did: another id gives another (wrong) signer
+    other = verify_recorded(2, RECORDED_TOPIC, keccak(b"x"), data, sep)
+    assert other[0] == rid and other[1] != bytes.fromhex(AGENCY[2:])
