@@ -119,6 +119,7 @@ class Runtime:
             )
             self.credit.pool_workers = st.verify_workers
         self.indexer = Indexer(self.chain, self.engine, self.deployment)
+        self.indexer.pool, self.indexer.pool_workers = self.credit.pool, self.credit.pool_workers
         # ---- rules (joint reward and punishment): begin ----
         self.indexer.on_records = self._on_records
         self._start_rules()

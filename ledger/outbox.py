@@ -42,17 +42,29 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# Gas bound of one batch: measured ~11.3k marginal per record, plus a fresh nonce word
+# (SSTORE 0 -> non-zero, ~22k) per distinct (agency, nonce >> 8) and a cold Roles lookup per
+# distinct (agency, category). A batch that ran out of gas is resent with the worst case.
+_GAS_RECORD = 16_000
+_GAS_NONCE_WORD = 25_000
+_GAS_SCOPE = 10_000
+
+
+def batch_gas(items: Sequence[tuple[str, SignedRecord, int, str]]) -> int:
+    if any(attempts >= 1 for _, _, attempts, _ in items):
+        return GAS_BASE + GAS_PER_RECORD * len(items)
+    words = {(ag, s.record.nonce >> 8) for _, s, _, ag in items}
+    scopes = {(ag, s.record.category) for _, s, _, ag in items}
+    return (
+        GAS_BASE
+        + _GAS_RECORD * len(items)
+        + _GAS_NONCE_WORD * len(words)
+        + _GAS_SCOPE * len(scopes)
+    )
+
+
 def _word(n: int) -> bytes:
     return n.to_bytes(32, "big")
-
-
-def _static_words(value: Any) -> bytes:
-    """ABI encoding of a (nested) tuple of static words: ints and 32-byte values inline."""
-    if isinstance(value, tuple | list):
-        return b"".join(_static_words(v) for v in value)
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).ljust(32, b"\0")  # bytesN is left-aligned
-    return int(value).to_bytes(32, "big")
 
 
 def _hex(b: bytes) -> str:
@@ -165,17 +177,21 @@ class Outbox:
             rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
             return {str(s): int(n) for s, n in rows}
 
-    def _take(self, limit: int) -> list[tuple[str, SignedRecord]]:
+    def _take(self, limit: int) -> list[tuple[str, SignedRecord, int, str]]:
+        """Pending rows, oldest first: (id, signed record, attempts so far, agency)."""
         from .records import signed_record_from_json
 
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(outbox.c.id, outbox.c.payload)
+                select(outbox.c.id, outbox.c.payload, outbox.c.attempts, outbox.c.agency)
                 .where(outbox.c.status == "pending")
                 .order_by(outbox.c.accepted_at, outbox.c.id)
                 .limit(limit)
             ).all()
-        return [(str(i), signed_record_from_json(json.loads(p))) for i, p in rows]
+        return [
+            (str(i), signed_record_from_json(json.loads(p)), int(a), str(ag))
+            for i, p, a, ag in rows
+        ]
 
     def _set(self, ids: Sequence[str], **values: Any) -> None:
         if not ids:
@@ -272,30 +288,35 @@ class Submitter:
             items = self.box._take(self.batch_size)
             if not items:
                 break
-            ids = [i for i, _ in items]
-            self.box._set(ids, status="submitted", tx_hash=None)
-            with self.box.engine.begin() as conn:
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(ids))
-                    .values(attempts=outbox.c.attempts + 1)
-                )
-            data = self._encode([s for _, s in items])
+            ids = [i for i, *_ in items]
+            data = self._encode([s for _, s, *_ in items])
             try:
                 tx_hash = self.sender.send(
                     self.ledger.address,
                     data,
-                    gas=GAS_BASE + GAS_PER_RECORD * len(items),
+                    gas=batch_gas(items),
                     what=f"recordBatch({len(items)})",
                     simulate=False,
                     wait=False,
                 )
             except ChainError as exc:
-                # unknown whether it landed: back to pending; resubmission is idempotent
-                self.box._set(ids, status="pending", last_error=exc.detail[:500])
+                # unknown whether it landed: stays pending; resubmission is idempotent
+                self.box._set(ids, last_error=exc.detail[:500])
                 raise
             assert isinstance(tx_hash, str)
-            self.box._set(ids, tx_hash=tx_hash)
+            # one statement after the send (a crash before it leaves the rows pending, and the
+            # resend is answered NONCE_USED and matched to the chain's logs by id)
+            with self.box.engine.begin() as conn:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(ids))
+                    .values(
+                        status="submitted",
+                        tx_hash=tx_hash,
+                        attempts=outbox.c.attempts + 1,
+                        updated_at=_now_ms(),
+                    )
+                )
             self._inflight[tx_hash] = (ids, time.monotonic())
             sent += len(items)
         return sent
@@ -308,7 +329,7 @@ class Submitter:
             self._selector
             + _word(32)
             + _word(len(signed))
-            + b"".join(s.record.words() + s.r + s.vs for s in signed)
+            + b"".join(s.packed_words() for s in signed)
         )
         if not self._encoding_checked:
             slow = encode_call(

@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import threading
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from coincurve import PrivateKey, PublicKey
+from coincurve import PrivateKey
 from eth_utils import keccak, to_checksum_address
 
 from .errors import InvalidInput
@@ -420,13 +421,13 @@ def recover_from_digest(signed: SignedRecord, digest: bytes) -> str:
 
 
 def _recover_digest(signed: SignedRecord, digest: bytes) -> str:
-    _check_rs(signed.signature)
-    sig65 = signed.r + signed.s.to_bytes(32, "big") + bytes([signed.v - 27])
-    try:
-        pub = PublicKey.from_signature_and_message(sig65, digest, hasher=None)
-    except Exception as exc:  # coincurve raises plain Exception/ValueError on bad input
-        raise InvalidSignature(f"signature recovers no key: {exc}") from None
-    return to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:])
+    # libsecp256k1 directly with reused buffers (recover_address), same checks as coincurve's
+    return _checksum(recover_address(digest, signed.signature))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _checksum(raw: bytes) -> str:
+    return to_checksum_address(raw)
 
 
 # ---- verification ----
