@@ -64,6 +64,31 @@ def run_audit(body: AuditIn, rt: RuntimeDep, _auditor: AuditorSession) -> dict[s
         diff = diff_index(rt.chain, rt.deployment, rt.engine, to_block=report.to_block)
         out["index"] = diff.to_json()
         out["ok"] = out["ok"] and diff.ok
+    if rt.rules is not None:
+        out["epochs"] = _reevaluate_epochs(rt.rules)
+        out["ok"] = out["ok"] and all(e["matches"] for e in out["epochs"])
+    return out
+
+
+def _reevaluate_epochs(rules: Any) -> list[dict[str, Any]]:
+    """Re-run every anchored list epoch from chain data alone and compare Merkle roots; an
+    epoch that cannot be re-run (its rule set is unknown here) fails with the reason."""
+    out: list[dict[str, Any]] = []
+    for n in range(1, rules.registry.epoch_count() + 1):
+        try:
+            res = rules.recompute_epoch(n)
+        except ZhixinError as exc:
+            out.append({"epoch": n, "matches": False, "error": exc.detail})
+            continue
+        out.append(
+            {
+                "epoch": n,
+                "matches": bool(res["matches"]),
+                "lists_root": res["lists_root"],
+                "anchored_root": res["anchored_root"],
+                "records": res["records"],
+            }
+        )
     return out
 
 

@@ -314,3 +314,10 @@ def test_publish_list_object_resolve_repair_and_epochs(
     ep2 = c.post("/v1/rules/evaluations", json={}, headers=ph).json()
     assert ep2["epoch"] == ep["epoch"] + 1 and ep2["lists"]["serious_dishonesty"]["size"] == 1
     assert c.get(f"/v1/rules/epochs/{ep2['epoch']}/recompute").json()["matches"] is True
+    # the auditor's run re-evaluates every anchored epoch from chain data and compares roots
+    audit = c.post("/v1/audit/run", json={}, headers=as_(c, keys, "auditor"))
+    assert audit.status_code == 200, audit.text
+    epochs = audit.json()["epochs"]
+    assert [e["epoch"] for e in epochs] == list(range(1, ep2["epoch"] + 1))
+    assert all(e["matches"] for e in epochs), epochs
+    assert audit.json()["ok"] is True
