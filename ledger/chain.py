@@ -41,7 +41,6 @@ __all__ = [
     "RpcChain",
     "Sender",
     "TxResult",
-    "connect",
     "parse_address",
 ]
 
@@ -167,17 +166,6 @@ class RpcChain(Chain):
 
     def status(self) -> dict[str, Any]:
         return {"kind": self.kind, "rpc_url": self.url}
-
-
-def connect(kind: str, *, rpc_url: str | None = None) -> Chain:
-    """A chain of ``kind`` 'embedded' or 'external'; anvil children come from ledger.node."""
-    if kind == "embedded":
-        return EmbeddedChain()
-    if kind in ("external", "anvil"):
-        if not rpc_url:
-            raise InvalidInput(f"chain {kind!r} needs an RPC URL")
-        return RpcChain(rpc_url, kind=kind)
-    raise InvalidInput(f"unknown chain backend {kind!r} (embedded, anvil or external)")
 
 
 class ErrorDecoder:

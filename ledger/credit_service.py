@@ -398,10 +398,10 @@ class CreditService:
             raise NotFound(f"no record {record_id}")
         return st
 
-    def history(self, q: RecordQuery) -> list[dict[str, Any]]:
-        """Raw rows in ledger order: every record and lifecycle record, nothing folded."""
+    @staticmethod
+    def _filtered(stmt: Any, q: RecordQuery) -> Any:
+        """``stmt`` restricted by the query's subject, agency, category and time range."""
         t = credit_records
-        stmt = select(t)
         if q.subject is not None:
             stmt = stmt.where(t.c.subject == q.subject.lower())
         if q.agency is not None:
@@ -412,7 +412,12 @@ class CreditService:
             stmt = stmt.where(t.c.block_timestamp >= q.since)
         if q.until is not None:
             stmt = stmt.where(t.c.block_timestamp <= q.until)
-        stmt = stmt.order_by(t.c.seq).limit(q.limit).offset(q.offset)
+        return stmt
+
+    def history(self, q: RecordQuery) -> list[dict[str, Any]]:
+        """Raw rows in ledger order: every record and lifecycle record, nothing folded."""
+        t = credit_records
+        stmt = self._filtered(select(t), q).order_by(t.c.seq).limit(q.limit).offset(q.offset)
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(stmt)]
         for r in rows:
@@ -424,11 +429,13 @@ class CreditService:
         """Lifecycle applied: amendments fold in, withdrawn/disputed/repaired flagged."""
         from .lifecycle import current_view
 
-        matched = self.history(RecordQuery(**{**q.__dict__, "limit": 100_000, "offset": 0}))
-        subjects = sorted({r["subject"] for r in matched})
         t = credit_records
         rows: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
+            # the subjects the filters match; each is then folded over its whole history
+            subjects = sorted(
+                r[0] for r in conn.execute(self._filtered(select(t.c.subject).distinct(), q))
+            )
             for i in range(0, len(subjects), 500):
                 chunk = subjects[i : i + 500]
                 rows += [
