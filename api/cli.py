@@ -6,6 +6,7 @@ exit, never a stack trace; a command that fails validation writes nothing.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -93,6 +94,7 @@ def serve(
     from ledger.node import port_in_use
 
     from .main import create_app
+    from .observability import configure_logging
     from .runtime import Runtime
 
     settings = _settings(
@@ -108,25 +110,45 @@ def serve(
     )
     if port_in_use(settings.host, settings.port):
         raise ZhixinError(f"HTTP port {settings.port} on {settings.host} is in use")
+    configure_logging(os.environ.get("ZHIXIN_LOG_LEVEL", "info"))
     rt = Runtime.start(settings)
     try:
         url = f"http://{settings.host}:{settings.port}"
         out.print(f"[bold]zhixin[/] chain {rt.deployment.chain_id} ({rt.chain.kind})")
         for name, addr in rt.deployment.contracts.items():
             out.print(f"  {name:<18} {addr}")
-        if rt.dev_identities:
+        demo_help: list[str] = []
+        if rt.dev_identities and settings.demo_seed:
+            from .demo import seed_demo, sign_in_lines
+
+            out.print("seeding the demo scenario…")
+            sys.stdout.flush()
+            scenario = seed_demo(rt)  # a failure is one ZhixinError line (api.cli.main)
             out.print(
-                f"demo identities (keys in {settings.data_dir / 'dev-keys.json'}, demo only):"
+                f"demo: {scenario['counts']['records']} records, rule set "
+                f"{scenario['rule_set']['id']} {scenario['rule_set']['version']}, epoch "
+                f"{scenario['epoch']['epoch']}; keys in {settings.data_dir / 'dev-keys.json'} "
+                "(demo only)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
-            for name, ident in rt.dev_identities.items():
-                out.print(f"  {name:<15} {ident['address']}  {ident['role']}")
+            demo_help = sign_in_lines(url, settings.data_dir, scenario)
         out.print(f"serving on [link]{url}[/]  (API docs: {url}/docs)")
+        for line in demo_help:
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
         sys.stdout.flush()
+        # start-up objects (contracts, catalogs, caches) live as long as the process: keep them
+        # out of the collector's full passes, which otherwise stall requests for ~100 ms
+        gc.collect()
+        gc.freeze()
         uvicorn.run(
             create_app(runtime=rt, close_runtime=True),
             host=settings.host,
             port=settings.port,
             log_level=os.environ.get("ZHIXIN_LOG_LEVEL", "warning"),
+            log_config=None,  # keep our handlers (api/observability.py)
+            access_log=False,  # our access line replaces uvicorn's
         )
     finally:
         rt.close()

@@ -1,5 +1,11 @@
 """``zhixin audit``: replay the ledger from the chain alone; human report with a progress bar or
-``--json``; exit status 1 when any check fails (2 when the report is partial but clean)."""
+``--json``; exit status 1 when any check fails (2 when the report is partial but clean).
+
+The chain holds only the content hash of each rule set (``publishRuleSet`` calldata is
+``ruleSetId, version, contentHash``), so the documents come from ``--rules-dir`` (default: the
+packaged ones): each published hash must match one of them, and every anchored list epoch is
+re-evaluated from the replayed records and compared with its anchored root.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,21 +37,28 @@ def audit(
         bool, typer.Option("--index/--no-index", help="also compare the service's SQL index")
     ] = False,
     rules_dir: Annotated[
-        Path | None, typer.Option("--rules-dir", help="rule-set documents to recompute")
+        Path | None,
+        typer.Option(
+            "--rules-dir",
+            help="directory of the published rule-set documents (YAML/JSON as given to `zhixin "
+            "rules publish`); their hashes are recomputed and list epochs re-evaluated with "
+            "them [default: the packaged rule sets]",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> None:
     """Verify the whole ledger history from the chain: signatures, roles at each block, running
-    hash, lifecycle references, issuer and publisher roles, anchored log checkpoints."""
+    hash, lifecycle references, issuer and publisher roles, anchored log checkpoints, rule-set
+    hashes and every anchored list epoch re-evaluated (Merkle roots compared)."""
     from ledger.audit_replay import load_rule_sets, replay
 
     from .cli import _cli_chain
 
+    rule_dir = rules_dir or Path(__file__).resolve().parent.parent / "ledger/data/rules"
+    rule_sets = load_rule_sets(rule_dir)  # before the chain: a bad directory fails fast
     chain, dep, node, settings = _cli_chain(data_dir, rpc_url)
     err = Console(stderr=True)
     try:
-        rule_dir = rules_dir or Path(__file__).resolve().parent.parent / "ledger/data/rules"
-        rule_sets = load_rule_sets(rule_dir) if rule_dir.is_dir() else []
         if as_json or not err.is_terminal:
             report = replay(chain, dep, from_block=from_block, to_block=to_block, page=page,
                             resume=resume, workers=workers, rule_sets=rule_sets)  # fmt: skip
@@ -100,6 +114,20 @@ def _print(doc: dict[str, Any]) -> None:
     out.print(f"  checked: {counts}")
     out.print(f"  running hash {doc['running_hash']}; log size {doc['log']['size']} root "
               f"{doc['log']['root']}")  # fmt: skip
+    ep = doc["list_epochs"]
+    out.print(f"  list epochs: {ep['anchored']} anchored, {ep['reevaluated']} re-evaluated "
+              f"({ep['matched']} matched, {ep['mismatched']} mismatched), {ep['not_evaluated']} "
+              "not evaluated")  # fmt: skip
+    for e in ep["epochs"]:
+        if e["status"] == "not-evaluated":
+            out.print(f"    epoch {e['epoch']} (block {e['block']}): [yellow]not evaluated[/]: "
+                      f"{escape(e['reason'])}")  # fmt: skip
+            continue
+        mark = "[green]match[/]" if e["status"] == "match" else "[bold red]MISMATCH[/]"
+        out.print(f"    epoch {e['epoch']} (block {e['block']}, {e['rule_set_id']} "
+                  f"{e['rule_set_version']}, asOf {e['as_of']}, {e['records']} records): {mark} "
+                  f"anchored {e['anchored_root']} ({e['anchored_members']} members), recomputed "
+                  f"{e['recomputed_root']} ({e['recomputed_members']})")  # fmt: skip
     findings = list(doc["findings"]) + list(doc.get("index", {}).get("findings", []))
     for note in doc["notes"] + doc.get("index", {}).get("notes", []):
         out.print(f"  [yellow]note[/]: {note}")
@@ -111,8 +139,13 @@ def _print(doc: dict[str, Any]) -> None:
                 detail += (
                     f" [{f.get('field', '')} expected {f.get('expected')}, got {f.get('actual')}]"
                 )
-            t.add_row(f["check"], f.get("record_id", "-"), str(f.get("block", "-")),
-                      f.get("tx", "-"), detail)  # fmt: skip
+            t.add_row(
+                f["check"],
+                f.get("record_id", "-"),
+                str(f.get("block", "-")),
+                f.get("tx", "-"),
+                escape(detail),
+            )  # fmt: skip (no markup in data)
         out.print(t)
         if len(findings) > 200:
             out.print(f"  ... and {len(findings) - 200} more (use --json)")

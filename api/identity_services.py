@@ -15,6 +15,10 @@ Invariants:
   only), published once as a ``did/pub/Ed25519/veriKey`` attribute of its ``did:ethr``, and
   its two status lists are created once per CredentialRegistry and remembered in
   ``issuer_status_lists``. Status indexes are random and unique (``issued_credentials``).
+* A DID change signed by the DID's owner (EIP-712) is relayed from the service's own relayer
+  account, never the outbox's (each Sender owns its nonce); the signature is the only
+  authorization, and the registry checks it. A lost-key recovery is sent by the configured
+  issuer, so the chain records which ISSUER re-bound the DID.
 * Challenges go through a dedicated engine on the same database; for SQLite it commits with
   ``synchronous=NORMAL`` (WAL): an OS crash may forget the last uses of challenges that
   expire within minutes anyway, while the outbox keeps its own fsync'd engine.
@@ -57,14 +61,22 @@ from identity.credentials import (
 from identity.did import (
     DID_ETHR_PREFIX,
     ED25519_VERIKEY_ATTRIBUTE,
+    SIGNED_OPS,
     ChangeLog,
     DIDRegistryClient,
     DIDResolution,
+    InvalidDidEthr,
     UnsupportedDidMethod,
     build_resolution,
+    change_fields_from_json,
+    did_ethr,
     fetch_change_log,
     parse_did_ethr,
     resolve,
+    signed_change,
+    signed_change_typed_data,
+    split_signature,
+    typed_data_json,
 )
 from identity.multikey import (
     DID_KEY_PREFIX,
@@ -88,7 +100,7 @@ from identity.status import (
     status_list_url,
 )
 from identity.store import issued_credentials, issuer_status_lists
-from ledger.chain import Sender
+from ledger.chain import Sender, TxResult, new_account
 from ledger.deploy import decoder
 from ledger.errors import Forbidden, InvalidInput, NotFound, ZhixinError
 from ledger.keys import account_from_hex
@@ -105,6 +117,8 @@ __all__ = [
 
 STATUS_LIST_LENGTH: Final = 131_072
 ISSUER_KEY_VALIDITY: Final = 10 * 365 * 86400
+CHANGE_DEADLINE: Final = 15 * 60
+"""Seconds (chain time) a prepared DID change may wait for its signature and relay."""
 _MAX_CACHE: Final = 100_000
 T = TypeVar("T")
 
@@ -334,6 +348,7 @@ class IdentityServices:
         self._logs: dict[str, tuple[int, ChangeLog]] = {}
         self._keys: dict[tuple[str, str, int, int], Ed25519PublicKey] = {}
         self._issuer: IssuerService | None = None
+        self._relayer: Sender | None = None
 
     # ---- DIDs ----
 
@@ -447,6 +462,99 @@ class IdentityServices:
 
     def issue_challenge(self, domain: str, now: datetime) -> Challenge:
         return self.challenges.issue(domain, now)
+
+    # ---- DID changes: relayed owner-signed changes, ISSUER recovery ----
+
+    def _ethr_identity(self, did: object) -> str:
+        if isinstance(did, str) and did.startswith(DID_KEY_PREFIX):
+            raise InvalidDidEthr(
+                "a did:key is its key: it cannot rotate or be recovered (use a did:ethr)"
+            )
+        if not isinstance(did, str):
+            raise InvalidDidEthr("DID must be a string")
+        return parse_did_ethr(did, self.chain_id)
+
+    def relayer(self) -> Sender:
+        """The account that pays for relayed changes: its own, so that its nonce is never
+        shared with the outbox's; it authorizes nothing (the owner's signature does), and the
+        chains served here charge no gas."""
+        if self._relayer is None:
+            with self._lock:
+                if self._relayer is None:
+                    self._relayer = Sender(self.chain, new_account(), decoder())
+        return self._relayer
+
+    def _typed_change(
+        self, identity: str, op: str, fields: Mapping[str, Any], nonce: int, deadline: int
+    ) -> dict[str, Any]:
+        if op not in SIGNED_OPS:
+            raise InvalidInput(f"op must be one of {', '.join(SIGNED_OPS)}")
+        return signed_change_typed_data(
+            op,  # type: ignore[arg-type]
+            identity,
+            change_fields_from_json(op, fields),
+            nonce=nonce,
+            deadline=deadline,
+            chain_id=self.chain_id,
+            registry=self.dids.address,
+        )
+
+    def did_state(self, did: str) -> dict[str, Any]:
+        """The canonical DID, its current owner and the nonce its next signed change needs."""
+        identity = self._ethr_identity(did)
+        owner = self.dids.identity_owner(identity)
+        return {
+            "did": did_ethr(identity, self.chain_id),
+            "owner": owner,
+            "deactivated": int(owner, 16) == 0,
+            "nonce": self.dids.nonce(identity),
+        }
+
+    def prepare_change(self, did: str, op: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """What the owner of ``did`` signs (EIP-712) to make the change ``op``: the typed
+        data with the identity's next nonce and a deadline 15 minutes ahead of the chain."""
+        identity = self._ethr_identity(did)
+        nonce = self.dids.nonce(identity)
+        latest: Any = self.chain._rpc(lambda: self.chain.w3.eth.get_block("latest"))
+        deadline = int(latest["timestamp"]) + CHANGE_DEADLINE
+        typed = self._typed_change(identity, op, fields, nonce, deadline)
+        return {
+            "did": did_ethr(identity, self.chain_id),
+            "owner": self.dids.identity_owner(identity),
+            "chainId": self.chain_id,
+            "registry": self.dids.address,
+            "nonce": nonce,
+            "deadline": deadline,
+            "typedData": typed_data_json(typed),
+        }
+
+    def submit_change(
+        self,
+        did: str,
+        op: str,
+        fields: Mapping[str, Any],
+        *,
+        nonce: int,
+        deadline: int,
+        signature: str,
+    ) -> TxResult:
+        """Relay a change signed by the owner of ``did``; the registry checks the signature
+        (simulated first, so a refused change is the contract's named error, nothing sent)."""
+        identity = self._ethr_identity(did)
+        typed = self._typed_change(identity, op, fields, nonce, deadline)
+        change = signed_change(op, typed, *split_signature(signature))  # type: ignore[arg-type]
+        tx = self.dids.submit(self.relayer(), change)
+        self.head.expire()  # the next resolution sees the change at once
+        return tx
+
+    def recover(self, did: str, new_owner: str, evidence_hash: bytes) -> tuple[str, TxResult]:
+        """Re-bind ``did`` to ``new_owner`` as this service's ISSUER (lost key, after in-person
+        re-verification); returns the issuer's address, which the chain records."""
+        identity = self._ethr_identity(did)
+        iss = self.issuer()
+        tx = self.dids.recover_owner(iss.sender, identity, new_owner, evidence_hash)
+        self.head.expire()
+        return iss.sender.address, tx
 
     # ---- issuer ----
 

@@ -31,7 +31,16 @@ def problem(
     if detail is not None:
         body["detail"] = detail
     body.update(extra)
-    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=MEDIA_TYPE)
+    return JSONResponse(
+        jsonable_encoder(body, custom_encoder={bytes: _hex}),
+        status_code=status,
+        media_type=MEDIA_TYPE,
+    )
+
+
+def _hex(b: bytes) -> str:
+    """Bytes in a problem (e.g. a contract error's arguments) as 0x-hex, never a decode error."""
+    return "0x" + b.hex()
 
 
 _TITLES = {
@@ -80,6 +89,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = _TITLES.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem(exc.status_code, code, title, detail)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # only a caller's deeply nested JSON gets here (see api.main._bound_recursion)
+        log.warning("refused a too deeply nested request on %s", request.url.path)
+        return problem(422, "too-deep", "Unprocessable content", "JSON nested too deeply")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -32,7 +32,7 @@ from ledger.credit_service import CreditService
 from ledger.db import make_engine, migrate
 from ledger.deploy import Deployment, decoder, ensure_deployment, write_json_atomic
 from ledger.errors import ConfigurationError, TransportError, ZhixinError
-from ledger.index import Indexer
+from ledger.index import Indexer, RecordFanout
 from ledger.keys import account_from_hex, create_keystore, load_keystore
 from ledger.node import AnvilNode
 from ledger.outbox import Outbox, Submitter
@@ -50,6 +50,7 @@ DEMO_IDENTITIES: dict[str, tuple[Role, tuple[str, ...]]] = {
     "governor": (Role.GOVERNOR, ()),
     "agency-tax": (Role.AGENCY, ("tax.",)),
     "agency-market": (Role.AGENCY, ("admin_penalty.", "market.", "food_drug.", "contract.")),
+    "agency-community": (Role.AGENCY, ("volunteer.", "health.", "honour.", "charity.")),
     "issuer": (Role.ISSUER, ()),
     "auditor": (Role.AUDITOR, ()),
     "rule-publisher": (Role.RULE_PUBLISHER, ()),
@@ -76,6 +77,7 @@ class Runtime:
     rules: Any = None  # ledger.rules_service.RulesService
     webhooks: Any = None  # ledger.webhooks.WebhookService
     record_listeners: list[Any] = field(default_factory=list)  # indexer on_records subscribers
+    fanout: RecordFanout | None = None  # calls record_listeners off the follower thread
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -121,7 +123,9 @@ class Runtime:
         self.indexer = Indexer(self.chain, self.engine, self.deployment)
         self.indexer.pool, self.indexer.pool_workers = self.credit.pool, self.credit.pool_workers
         # ---- rules (joint reward and punishment): begin ----
-        self.indexer.on_records = self._on_records
+        self.fanout = RecordFanout(self._on_records)
+        self.fanout.start()
+        self.indexer.on_records = self.fanout.put
         self._start_rules()
         # ---- rules: end ----
         self._start_tlog()
@@ -313,6 +317,9 @@ class Runtime:
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        if self.fanout is not None:  # after the follower: deliver what it indexed last
+            self.fanout.stop()
+            self.fanout = None
         if self.credit is not None and self.credit.pool is not None:
             self.credit.pool.shutdown(wait=True, cancel_futures=True)
             self.credit.pool = None

@@ -52,8 +52,16 @@ class Settings(BaseSettings):
     checkpoint_every_records: int = 1000
     checkpoint_every_s: float = 300.0
     index_poll_s: float = 0.2
+    stats_min_cell: int = Field(
+        default=5,
+        ge=1,
+        description="statistics: a cell (or total) with fewer distinct subjects is suppressed",
+    )
 
     dev: bool = False
+    demo_seed: bool = Field(
+        default=True, description="with --dev, seed the demo scenario at start (benchmarks: off)"
+    )
 
     def password(self) -> str:
         if self.keystore_password is not None:

@@ -67,6 +67,7 @@ __all__ = [
     "DID_ETHR_PREFIX",
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
+    "ED25519_SIGAUTH_ATTRIBUTE",
     "ED25519_VERIKEY_ATTRIBUTE",
     "SIGAUTH",
     "SIGNED_OPS",
@@ -87,6 +88,7 @@ __all__ = [
     "UnsupportedDidMethod",
     "build_resolution",
     "bytes32_text",
+    "change_fields_from_json",
     "decode_log",
     "did_ethr",
     "fetch_change_log",
@@ -95,7 +97,11 @@ __all__ = [
     "resolve",
     "resolve_did_ethr",
     "sign_typed_data",
+    "signed_change",
+    "signed_change_typed_data",
+    "split_signature",
     "text_from_bytes32",
+    "typed_data_json",
 ]
 
 DID_ETHR_PREFIX: Final = "did:ethr:"
@@ -108,6 +114,9 @@ SIGAUTH: Final = "sigAuth"
 """Delegate type of a key that may also authenticate (authentication + assertionMethod)."""
 ED25519_VERIKEY_ATTRIBUTE: Final = "did/pub/Ed25519/veriKey/base58"
 """Attribute name publishing a raw 32-byte Ed25519 key as an assertion key."""
+ED25519_SIGAUTH_ATTRIBUTE: Final = "did/pub/Ed25519/sigAuth/base58"
+"""Attribute name publishing a raw 32-byte Ed25519 key that may also authenticate: the key a
+did:ethr holder signs presentations with."""
 
 _SECP_RECOVERY: Final = "EcdsaSecp256k1RecoveryMethod2020"
 _CTX_DID: Final = "https://www.w3.org/ns/did/v1"
@@ -651,6 +660,126 @@ def sign_typed_data(account: LocalAccount, typed: Mapping[str, Any]) -> tuple[in
     return int(sig.v), sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big")
 
 
+def signed_change_typed_data(
+    op: SignedOp,
+    identity: str,
+    fields: Mapping[str, Any],
+    *,
+    nonce: int,
+    deadline: int,
+    chain_id: int,
+    registry: str,
+) -> dict[str, Any]:
+    """The full EIP-712 message (as for ``eth_signTypedData_v4``) of a signed change (pure).
+
+    A wallet builds it from what it means to change; only ``nonce``, ``chain_id`` and
+    ``registry`` come from the chain (a wrong one makes a signature the registry refuses).
+    """
+    if op not in _OP_FIELDS:
+        raise InvalidInput(f"unknown signed operation {op!r}; one of {', '.join(SIGNED_OPS)}")
+    spec = _OP_FIELDS[op]
+    unknown = set(fields) - {n for n, _ in spec}
+    missing = {n for n, _ in spec} - set(fields)
+    if unknown or missing:
+        raise InvalidInput(
+            f"{op} takes fields {[n for n, _ in spec]}; "
+            f"missing {sorted(missing)}, unknown {sorted(unknown)}"
+        )
+    message: dict[str, Any] = {"identity": parse_address(identity, "identity")}
+    for name, typ in spec:
+        message[name] = _field_value(name, typ, fields[name])
+    message["nonce"] = _field_value("nonce", "uint256", nonce)
+    message["deadline"] = _field_value("deadline", "uint256", deadline)
+    primary = op[0].upper() + op[1:]
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            primary: [
+                {"name": "identity", "type": "address"},
+                *({"name": n, "type": t} for n, t in spec),
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": primary,
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": parse_address(registry, "DIDRegistry address"),
+        },
+        "message": message,
+    }
+
+
+def signed_change(
+    op: SignedOp, typed: Mapping[str, Any], v: int, r: bytes, s: bytes
+) -> SignedChange:
+    """The relayable change of a typed message from :func:`signed_change_typed_data`."""
+    msg = typed["message"]
+    return SignedChange(
+        op=op,
+        identity=msg["identity"],
+        args=tuple(msg[n] for n, _ in _OP_FIELDS[op]),
+        nonce=msg["nonce"],
+        deadline=msg["deadline"],
+        v=v,
+        r=r,
+        s=s,
+    )
+
+
+def split_signature(signature: bytes | str) -> tuple[int, bytes, bytes]:
+    """(v, r, s) of a 65-byte ``r || s || v`` signature (``eth_signTypedData_v4`` output);
+    ``v`` 0/1 is read as 27/28. Malleability is the contract's to refuse."""
+    if isinstance(signature, str):
+        text = signature.removeprefix("0x")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise InvalidInput("signature must be 0x and 130 hex digits") from None
+    else:
+        raw = bytes(signature)
+    if len(raw) != 65:
+        raise InvalidInput(f"signature must be 65 bytes (r, s, v), got {len(raw)}")
+    v = raw[64] + 27 if raw[64] < 2 else raw[64]
+    return v, raw[:32], raw[32:64]
+
+
+def change_fields_from_json(op: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A signed change's fields as JSON carries them: ``bytes`` values are 0x-hex strings."""
+    if op not in _OP_FIELDS:
+        raise InvalidInput(f"unknown signed operation {op!r}; one of {', '.join(SIGNED_OPS)}")
+    out = dict(fields)
+    for name, typ in _OP_FIELDS[op]:
+        value = out.get(name)
+        if typ == "bytes" and value is not None:
+            if not isinstance(value, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{2})*", value):
+                raise InvalidInput(f"{name} must be 0x-hex bytes")
+            out[name] = bytes.fromhex(value[2:])
+    return out
+
+
+def typed_data_json(typed: Mapping[str, Any]) -> dict[str, Any]:
+    """``typed`` with its bytes as 0x-hex: what a JSON client signs with eth_signTypedData_v4."""
+
+    def enc(v: Any) -> Any:
+        if isinstance(v, bytes | bytearray):
+            return "0x" + bytes(v).hex()
+        if isinstance(v, Mapping):
+            return {k: enc(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [enc(x) for x in v]
+        return v
+
+    return cast(dict[str, Any], enc(typed))
+
+
 # ---------------------------------------------------------------------------------------------
 # Client
 
@@ -792,46 +921,15 @@ class DIDRegistryClient:
 
         ``chain_id`` exists so tests can show a payload for another chain is refused.
         """
-        if op not in _OP_FIELDS:
-            raise InvalidInput(f"unknown signed operation {op!r}; one of {', '.join(SIGNED_OPS)}")
-        spec = _OP_FIELDS[op]
-        unknown = set(fields) - {n for n, _ in spec}
-        missing = {n for n, _ in spec} - set(fields)
-        if unknown or missing:
-            raise InvalidInput(
-                f"{op} takes fields {[n for n, _ in spec]}; "
-                f"missing {sorted(missing)}, unknown {sorted(unknown)}"
-            )
-        message: dict[str, Any] = {"identity": parse_address(identity, "identity")}
-        for name, typ in spec:
-            message[name] = _field_value(name, typ, fields[name])
-        message["nonce"] = _field_value("nonce", "uint256", nonce)
-        message["deadline"] = _field_value("deadline", "uint256", deadline)
-        primary = op[0].upper() + op[1:]
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                primary: [
-                    {"name": "identity", "type": "address"},
-                    *({"name": n, "type": t} for n, t in spec),
-                    {"name": "nonce", "type": "uint256"},
-                    {"name": "deadline", "type": "uint256"},
-                ],
-            },
-            "primaryType": primary,
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": self.chain_id if chain_id is None else chain_id,
-                "verifyingContract": self.address,
-            },
-            "message": message,
-        }
+        return signed_change_typed_data(
+            op,
+            identity,
+            fields,
+            nonce=nonce,
+            deadline=deadline,
+            chain_id=self.chain_id if chain_id is None else chain_id,
+            registry=self.address,
+        )
 
     def sign(
         self,
@@ -850,18 +948,7 @@ class DIDRegistryClient:
         typed = self.typed_data(
             op, identity, fields, nonce=nonce, deadline=deadline, chain_id=chain_id
         )
-        v, r, s = sign_typed_data(account, typed)
-        msg = typed["message"]
-        return SignedChange(
-            op=op,
-            identity=msg["identity"],
-            args=tuple(msg[n] for n, _ in _OP_FIELDS[op]),
-            nonce=nonce,
-            deadline=deadline,
-            v=v,
-            r=r,
-            s=s,
-        )
+        return signed_change(op, typed, *sign_typed_data(account, typed))
 
     def submit(self, sender: Sender, signed: SignedChange) -> TxResult:
         """Relays a signed change; ``sender`` pays and needs no relation to the identity."""

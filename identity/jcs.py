@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import rfc8785
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "is_plain"]
 
 _INT_MAX: Final = 2**53 - 1
 _ENCODE: Final = json.JSONEncoder(
@@ -57,3 +57,10 @@ def dumps(obj: Any) -> bytes:
         except (ValueError, RecursionError):  # lone surrogates, depth: rfc8785 says which
             pass
     return rfc8785.dumps(obj)
+
+
+def is_plain(obj: object) -> bool:
+    """Whether ``obj`` is plain JSON, for which :func:`dumps` takes the fast path: exact
+    ``dict``/``list``/``str``/``bool``/``None`` and ``int`` within ±(2**53 - 1), object keys
+    below U+D800 (no floats, no subclasses, no tuples)."""
+    return _plain(obj)

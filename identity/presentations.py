@@ -38,6 +38,7 @@ from typing import Any, Final, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.pool import QueuePool
 
 from identity.credentials import CHECKS as CREDENTIAL_CHECKS
 from identity.credentials import CheckResult, VerificationResult
@@ -458,6 +459,7 @@ class ChallengeStore:
     purge_every: int = 1000
     _issued: int = field(default=0, init=False)
     _write_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _conn: Any = field(default=None, init=False, repr=False)
 
     def issue(self, domain: str, now: datetime) -> Challenge:
         domain = check_domain(domain)
@@ -529,19 +531,25 @@ class ChallengeStore:
             return self._update_sqlite(challenge, domain, t)
 
     def _update_sqlite(self, challenge: str, domain: str, t: int) -> bool:
-        conn = self.engine.raw_connection()
+        """One UPDATE and its commit, on a pooled connection that is kept between uses (a
+        pool checkout and return cost as much as the statement); any error gives it back."""
+        conn = self._conn
+        if conn is None:
+            conn = self.engine.raw_connection()
         try:
-            cur = conn.cursor()
-            try:
-                cur.execute(_CONSUME_SQL, (t, challenge, domain, t))
-                used = cur.rowcount == 1
-            finally:
-                cur.close()
-            conn.commit()
+            dbapi = conn.driver_connection
+            used = dbapi.execute(_CONSUME_SQL, (t, challenge, domain, t)).rowcount == 1
+            dbapi.commit()
         except BaseException:
-            conn.rollback()
+            self._conn = None
+            try:
+                conn.rollback()
+            finally:
+                conn.close()
             raise
-        finally:
+        if isinstance(self.engine.pool, QueuePool):  # not a per-thread or shared connection
+            self._conn = conn
+        else:
             conn.close()  # back to the pool
         return used
 

@@ -10,6 +10,15 @@ right target kind), ISSUER for DID recoveries / credential anchors / status chan
 RULE_PUBLISHER for rule sets, list epochs and log checkpoints, and every anchored checkpoint root
 against the RFC 9162 tree of the record ids seen so far.
 
+Rule sets and list epochs (given the rule-set documents, which the chain holds only the hash
+of): every published content hash must be the SHA-256 of a given document's RFC 8785 form
+(``rule-set-document-missing`` otherwise), and every anchored list epoch is re-evaluated with
+:func:`ledger.rules.epochs.evaluate_epoch` (what the service anchors) over the records replayed
+from the logs in blocks before the anchoring block, at the epoch's ``asOf``; its ``listsRoot``
+and ``memberCount`` must be the anchored ones (``epoch-root-mismatch``). That needs every record
+from the deploy block: a replay that starts later reports its epochs as not evaluated, and so
+does one without documents (the service's ``/v1/audit/run``, which re-runs epochs itself).
+
 Invariants:
 - Pure (python-tuf style): logs, block headers and ``now`` in, findings out; no I/O, no clock.
   :mod:`ledger.audit_replay` is the I/O adapter.
@@ -27,11 +36,15 @@ Invariants:
   records cost ~75 µs of ecrecover each, so that is where the time goes; everything else is
   kept to a few µs per log. :class:`AuditState` is JSON serialisable so a long replay resumes
   where it stopped.
+- Epoch inputs are kept only when documents are given: 180 bytes per record (``_ENTRY``: the
+  log's id, meta, times and subject words, ref, block, block timestamp, agency index), in one
+  ``bytearray`` that the resume file carries too.
 """
 
 from __future__ import annotations
 
 import base64
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -70,6 +83,12 @@ except ImportError:  # pragma: no cover - pinned dependency
 
 def keccak(data: bytes) -> bytes:
     return _keccak256(data).digest()
+
+
+_PARTIAL_EPOCHS = (
+    "the replay started after the deploy block, and an epoch is re-evaluated over every record "
+    "before it: audit from the deploy block (or continue a --resume checkpoint that did)"
+)
 
 
 __all__ = [
@@ -130,6 +149,11 @@ _KIND_NAMES = {
 }
 # kinds whose ref must name a record or an amendment; resolutions must name an objection
 _VERSION_TARGETS = (_AMEND, _WITHDRAW, _OBJECTION, _REPAIR)
+# an epoch input kept per record: id, then the log's meta word (4 pad, seq, amount, category,
+# subject kind, kind), times word (deadline, until, effective from, occurred at) and subject
+# word as logged, then ref, block number, block timestamp, agency index
+_ENTRY = struct.Struct(">32s4xQ16sHBBQQQQ32s32sQQI")
+_ENTRY_TAIL = struct.Struct(">QQI")
 
 
 # ---- small helpers ----
@@ -179,6 +203,7 @@ class Finding:
     field: str | None = None
     expected: str | None = None
     actual: str | None = None
+    epoch: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -199,12 +224,17 @@ class BlockHeader:
 
 @dataclass(frozen=True)
 class RuleSetDoc:
-    """A rule-set document available to the auditor: its on-chain id, version and hash."""
+    """A rule-set document available to the auditor: its on-chain id, version and hash.
+
+    ``rule_set``: the validated :class:`ledger.rules.RuleSet` to re-evaluate epochs with (None:
+    ``problem`` says why it did not validate)."""
 
     name: str
     set_id: bytes
     version: int
     content_hash: bytes
+    rule_set: Any = None
+    problem: str | None = None
 
 
 class RecordChecks(NamedTuple):
@@ -370,10 +400,14 @@ class AuditState:
     counts: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # epoch inputs, ``_ENTRY`` per record in ledger order (None: not kept, ``entries_note`` why)
+    entries: bytearray | None = None
+    entries_note: str | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # one per anchored list epoch
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "next_block": self.next_block,
             "seq": self.seq,
             "head": _hex(self.head),
@@ -389,12 +423,23 @@ class AuditState:
             "counts": self.counts,
             "findings": [f.to_json() for f in self.findings],
             "notes": self.notes,
+            "entries": None
+            if self.entries is None
+            else base64.b64encode(bytes(self.entries)).decode(),
+            "entries_note": self.entries_note,
+            "epochs": self.epochs,
         }
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> AuditState:
-        if doc.get("version") != 1:
-            raise InvalidInput(f"unsupported audit checkpoint version {doc.get('version')!r}")
+        version = doc.get("version")
+        if version not in (1, 2):
+            raise InvalidInput(f"unsupported audit checkpoint version {version!r}")
+        entries = (
+            None if doc.get("entries") is None else bytearray(base64.b64decode(doc["entries"]))
+        )
+        if entries is not None and len(entries) % _ENTRY.size:
+            raise InvalidInput("the checkpoint's epoch inputs are truncated")
         return cls(
             next_block=int(doc["next_block"]),
             seq=doc["seq"],
@@ -414,6 +459,14 @@ class AuditState:
             counts=dict(doc["counts"]),
             findings=[Finding.from_json(f) for f in doc["findings"]],
             notes=list(doc["notes"]),
+            entries=entries,
+            entries_note=doc.get("entries_note")
+            or (
+                "resumed from a version-1 audit checkpoint, which holds no record contents"
+                if version == 1
+                else None
+            ),
+            epochs=list(doc.get("epochs", [])),
         )
 
 
@@ -434,6 +487,7 @@ class AuditReport:
     findings: list[Finding]
     notes: list[str]
     checked_at: int
+    list_epochs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -461,6 +515,19 @@ class AuditReport:
             "failed_checks": self.failed_checks(),
             "findings": [f.to_json() for f in self.findings],
             "notes": self.notes,
+            "list_epochs": self.epochs_summary(),
+        }
+
+    def epochs_summary(self) -> dict[str, Any]:
+        """How many anchored list epochs were re-evaluated, matched, mismatched or skipped."""
+        by = [e.get("status") for e in self.list_epochs]
+        return {
+            "anchored": len(by),
+            "reevaluated": by.count("match") + by.count("mismatch"),
+            "matched": by.count("match"),
+            "mismatched": by.count("mismatch"),
+            "not_evaluated": by.count("not-evaluated"),
+            "epochs": self.list_epochs,
         }
 
 
@@ -473,16 +540,22 @@ class Auditor:
         contracts: Mapping[str, str],
         state: AuditState,
         *,
-        rule_sets: Sequence[RuleSetDoc] = (),
+        rule_sets: Sequence[RuleSetDoc] | None = None,
+        catalog: Any = None,
     ) -> None:
+        """``rule_sets``: the documents the auditor holds (None: none given, so rule-set hashes
+        are only counted and list epochs not re-evaluated). ``catalog``: the category catalog
+        epochs are evaluated with (default: the packaged one, as the service uses)."""
         self.chain_id = chain_id
         self.contracts = dict(contracts)
         self.state = state
         self.ledger = self.contracts["CreditLedger"]
         self._names = {a.lower(): n for n, a in self.contracts.items()}
         self._agency_index = {a: i for i, a in enumerate(state.agencies)}
-        self._rule_sets = list(rule_sets)
-        self._by_hash = {d.content_hash: d for d in rule_sets}
+        self._docs_given = rule_sets is not None
+        self._rule_sets = list(rule_sets or ())
+        self._by_hash = {d.content_hash: d for d in self._rule_sets}
+        self._catalog = catalog
         self.tree = MerkleTree()
         self._pending: list[bytes] = []
         if state.records and not state.partial_start:
@@ -492,6 +565,16 @@ class Auditor:
                 "RuleRegistry is not deployed: rule-set, list-epoch and checkpoint-anchor "
                 "checks were skipped"
             )
+        elif self._docs_given and state.entries is None and state.entries_note is None:
+            if state.partial_start:
+                state.entries_note = _PARTIAL_EPOCHS
+            elif state.records:
+                state.entries_note = (
+                    "the resumed audit checkpoint holds no record contents (it was written "
+                    "without rule-set documents)"
+                )
+            else:
+                state.entries = bytearray()
 
     # ---- bookkeeping ----
 
@@ -756,6 +839,15 @@ class Auditor:
             self._lifecycle(rid, kind, ref, subject, signer, ai, where)
         st.records[rid] = (ai, kind, subject)
         self._pending.append(leaf_hash(rid))
+        kept = st.entries
+        if kept is not None:
+            if header is None:
+                st.entries = None
+                st.entries_note = "block timestamps were not given to the audit"
+            else:
+                kept += item[:128]
+                kept += ref
+                kept += _ENTRY_TAIL.pack(where[0], header.timestamp, ai)
 
     def _bad(
         self, check: str, detail: str, where: tuple[int, str, int], rid: bytes, **kw: Any
@@ -860,18 +952,46 @@ class Auditor:
             if t0 == RULESET_TOPIC:
                 self._count("rule_sets")
                 publisher, content = t[3], data[:32]
+                if len(content) != 32:
+                    raise ValueError("RuleSetPublished carries no content hash")
                 self._publisher(publisher, "rules.publisher-role", "rule-set publication", where)
                 doc = self._by_hash.get(content)
                 set_id, version = t[1], int.from_bytes(t[2], "big")
                 same = [d for d in self._rule_sets if d.set_id == set_id and d.version == version]
                 if doc is not None:
                     self._count("rule_sets_recomputed")
+                    if (doc.set_id, doc.version) != (set_id, version):
+                        self._find(
+                            "rules.identity",
+                            f"{doc.name} has the published hash but another id or version than "
+                            f"the publication (ruleSetId {_hex(set_id)}, version {version})",
+                            where,
+                            expected=f"{_hex(doc.set_id)}/{doc.version}",
+                            actual=f"{_hex(set_id)}/{version}",
+                        )
+                    if doc.rule_set is None:
+                        self._find(
+                            "rule-set-document-invalid",
+                            f"{doc.name} has the published hash {_hex(content)} but does not "
+                            f"validate here, so its epochs cannot be re-evaluated: {doc.problem}",
+                            where,
+                        )
                 elif same:
                     self._find(
                         "rules.content",
                         f"published hash of {same[0].name} differs from the document's hash",
                         where,
                         expected=_hex(same[0].content_hash),
+                        actual=_hex(content),
+                    )
+                elif self._docs_given:
+                    self._find(
+                        "rule-set-document-missing",
+                        f"no rule-set document given hashes to the published {_hex(content)} "
+                        f"(ruleSetId {_hex(set_id)}, version {version}); without it the hash "
+                        "cannot be recomputed nor its epochs re-evaluated (pass the document "
+                        "with --rules-dir)",
+                        where,
                         actual=_hex(content),
                     )
                 else:
@@ -884,10 +1004,7 @@ class Auditor:
                     self._find("rules.epoch", f"epoch {epoch} does not follow epoch {st.epoch}",
                                where)  # fmt: skip
                 st.epoch = epoch
-                self._note(
-                    "list epochs: publisher role and order checked; re-evaluating the lists "
-                    "(listsRoot, memberCount) is left to the rules engine's audit"
-                )
+                self._list_epoch(epoch, t[2], data, where)
             elif t0 == CHECKPOINT_TOPIC:
                 self._count("checkpoints")
                 size, root = int.from_bytes(t[1], "big"), data[:32]
@@ -917,6 +1034,117 @@ class Auditor:
                     )
         except (IndexError, ValueError) as exc:
             self._find("log.malformed", f"RuleRegistry event does not decode: {exc}", where)
+
+    def _list_epoch(
+        self, epoch: int, rs_hash: bytes, data: bytes, where: tuple[int, str, int]
+    ) -> None:
+        """Re-evaluate an anchored epoch over the records of the blocks before this one."""
+        if len(data) < 96 or len(rs_hash) != 32:
+            raise ValueError("ListEpochAnchored data is not asOf, listsRoot, memberCount")
+        as_of = int.from_bytes(data[0:32], "big")
+        root, count = data[32:64], int.from_bytes(data[64:96], "big")
+        out: dict[str, Any] = {
+            "epoch": epoch,
+            "block": where[0],
+            "tx": where[1],
+            "rule_set": _hex(rs_hash),
+            "as_of": as_of,
+            "anchored_root": _hex(root),
+            "anchored_members": count,
+        }
+        self.state.epochs.append(out)
+        reason = self._epoch_blocker(rs_hash)
+        if reason is not None:
+            out.update(status="not-evaluated", reason=reason)
+            self._count("epochs_not_evaluated")
+            self._note(f"list epochs not re-evaluated: {reason}")
+            return
+        doc = self._by_hash[rs_hash]
+        try:
+            from .rules.epochs import evaluate_epoch
+
+            if self._catalog is None:
+                from .catalog import load_catalog
+
+                self._catalog = load_catalog()
+            com = evaluate_epoch(doc.rule_set, self._catalog, self._entries_before(where[0]), as_of)
+        except Exception as exc:  # never raise on data: a failed evaluation is a finding
+            out.update(status="not-evaluated", reason=f"evaluation failed: {exc}")
+            self._count("epochs_not_evaluated")
+            self._find("epoch-evaluation", f"epoch {epoch} could not be re-evaluated: {exc}",
+                       where, epoch=epoch)  # fmt: skip
+            return
+        self._count("epochs_reevaluated")
+        out.update(
+            rule_set_id=doc.rule_set.id,
+            rule_set_version=doc.rule_set.version,
+            records=com.records,
+            recomputed_root=_hex(com.lists_root),
+            recomputed_members=com.member_count,
+            lists=com.list_roots(),
+            status="match" if com.matches(root, count) else "mismatch",
+        )
+        if out["status"] == "mismatch":
+            sizes = ", ".join(f"{lid} {t.size}" for lid, t in sorted(com.trees.items()))
+            self._find(
+                "epoch-root-mismatch",
+                f"epoch {epoch} ({doc.rule_set.id} {doc.rule_set.version}, asOf {as_of}): the "
+                f"anchored listsRoot {_hex(root)} with {count} members is not the "
+                f"re-evaluation of the {com.records} records before block {where[0]}, which "
+                f"gives {_hex(com.lists_root)} with {com.member_count} members ({sizes})",
+                where,
+                field="listsRoot",
+                expected=_hex(com.lists_root),
+                actual=_hex(root),
+                epoch=epoch,
+            )
+
+    def _epoch_blocker(self, rs_hash: bytes) -> str | None:
+        """Why an epoch of ``rs_hash`` cannot be re-evaluated here (None: it can)."""
+        st = self.state
+        if not self._docs_given:
+            return "no rule-set documents were given (publisher role and order were checked)"
+        if st.partial_start:
+            return _PARTIAL_EPOCHS
+        if st.entries is None:
+            return st.entries_note or "the records' contents were not kept"
+        doc = self._by_hash.get(rs_hash)
+        if doc is None:
+            return f"rule-set-document-missing: no document given hashes to {_hex(rs_hash)}"
+        if doc.rule_set is None:
+            return f"rule-set-document-invalid: {doc.name}: {doc.problem}"
+        return None
+
+    def _entries_before(self, block: int) -> list[Any]:
+        """The kept records of blocks before ``block`` as rules inputs, in ledger order."""
+        from .lifecycle import LedgerEntry
+
+        st = self.state
+        assert st.entries is not None
+        agencies = [_addr(a) for a in st.agencies]
+        out: list[LedgerEntry] = []
+        for (rid, seq, amount, category, subject_kind, kind, _deadline, until, eff, occurred,
+             subject, ref, bn, ts, ai) in _ENTRY.iter_unpack(st.entries):  # fmt: skip
+            if bn >= block:  # kept in ledger order, so blocks never decrease
+                break
+            out.append(
+                LedgerEntry(
+                    id=rid,
+                    kind=kind,
+                    subject=subject,
+                    subject_kind=subject_kind,
+                    category=category,
+                    agency=agencies[ai],
+                    occurred_at=occurred,
+                    effective_from=eff,
+                    effective_until=until,
+                    ref=None if ref == ZERO_HASH else ref,
+                    seq=seq,
+                    recorded_at=ts,
+                    amount=int.from_bytes(amount, "big"),
+                )
+            )
+        return out
 
     def _publisher(
         self, account: bytes, check: str, what: str, where: tuple[int, str, int]
@@ -995,6 +1223,7 @@ class Auditor:
             findings=findings,
             notes=notes,
             checked_at=now,
+            list_epochs=[dict(e) for e in st.epochs],
         )
 
 

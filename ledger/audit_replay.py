@@ -9,6 +9,11 @@ Invariants:
 - The range is ``[from_block, to_block]`` (defaults: deploy block, head). A replay that starts
   after the deploy block still rebuilds roles from the deploy block (Roles logs only) and says
   the report is partial; one that ends before the head says so too.
+- Rule-set documents are not on chain (``publishRuleSet`` carries only the content hash), so
+  the caller gives them (:func:`load_rule_sets`); list epochs are then re-evaluated from the
+  replayed records. Records before ``from_block`` are not re-read for that: a replay that
+  starts after the deploy block reports its epochs as ``not-evaluated`` (they need every
+  record, verified, from the deploy block; a ``resume`` file carries them between runs).
 - With ``resume``, the fold's state is written atomically after every page (at most every
   ``save_every_s`` seconds) and at the end, and a later run with the same file continues from
   the next block; a file from another chain or deployment is refused.
@@ -42,6 +47,7 @@ from .audit import (
     record_items,
     verify_records,
 )
+from .catalog import Catalog, load_catalog
 from .chain import Chain
 from .contracts import load_artifact
 from .deploy import Deployment
@@ -213,28 +219,51 @@ class FactsPool:
 # ---- rule-set documents ----
 
 
-def load_rule_sets(directory: Path) -> list[RuleSetDoc]:
-    """Rule-set documents (YAML/JSON) in ``directory`` with their on-chain id, version, hash.
+def load_rule_sets(
+    directory: Path, catalog: Catalog | None = None, measures: Any = None
+) -> list[RuleSetDoc]:
+    """Rule-set documents (``*.yaml``, ``*.yml``, ``*.json``, as ``zhixin rules publish`` takes
+    them) in ``directory`` with their on-chain id, version and content hash, validated against
+    ``catalog`` and ``measures`` (default: the packaged ones, as the service loads them).
 
-    Hash = SHA-256 of the RFC 8785 form of the parsed document, as ledger.rules publishes it.
+    Hash = SHA-256 of the RFC 8785 form of the document parsed as :meth:`RuleSet.from_text`
+    parses it (YAML without implicit timestamps), i.e. what the service anchors. A document
+    that hashes but does not validate is kept with its ``problem`` (its epochs cannot be
+    re-evaluated); a file without id and version is skipped, one that is not YAML/JSON refused.
     """
     import rfc8785
     import yaml
 
+    from .rules.model import InvalidRuleSet, RuleSet, _Loader, load_measures
+
+    if not directory.is_dir():
+        raise InvalidInput(f"rule-set directory {directory} does not exist")
+    catalog = load_catalog() if catalog is None else catalog
+    measures = load_measures() if measures is None else measures
     out: list[RuleSetDoc] = []
     for path in sorted(directory.glob("*")):
-        if path.suffix not in (".yaml", ".yml", ".json"):
+        if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
             continue
-        doc = yaml.safe_load(path.read_text())
-        if not isinstance(doc, dict) or "id" not in doc or "version" not in doc:
-            continue
-        content = hashlib.sha256(rfc8785.dumps(json.loads(json.dumps(doc)))).digest()
+        try:
+            data = yaml.load(path.read_bytes(), Loader=_Loader)  # the loader from_text uses
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{path} is not YAML/JSON: {exc}") from None
+        if not isinstance(data, dict) or "id" not in data or "version" not in data:
+            continue  # not a rule set (no id and version)
+        document = json.loads(json.dumps(data))
+        rule_set, problem = None, None
+        try:
+            rule_set = RuleSet.from_data(data, catalog, measures)
+        except InvalidRuleSet as exc:
+            problem = exc.detail
         out.append(
             RuleSetDoc(
                 name=path.name,
-                set_id=keccak(text=str(doc["id"])),
-                version=int.from_bytes(keccak(text=str(doc["version"]))[:8], "big"),
-                content_hash=content,
+                set_id=keccak(text=str(document["id"])),
+                version=int.from_bytes(keccak(text=str(document["version"]))[:8], "big"),
+                content_hash=hashlib.sha256(rfc8785.dumps(document)).digest(),
+                rule_set=rule_set,
+                problem=problem,
             )
         )
     return out
@@ -288,12 +317,17 @@ def replay(
     page: int = 2_000,
     resume: Path | None = None,
     workers: int | None = 1,
-    rule_sets: Sequence[RuleSetDoc] = (),
+    rule_sets: Sequence[RuleSetDoc] | None = None,
+    catalog: Catalog | None = None,
     progress: Progress | None = None,
     now: int | None = None,
     save_every_s: float = 5.0,
 ) -> AuditReport:
-    """Replay ``[from_block, to_block]`` of ``deployment`` and return the audit report."""
+    """Replay ``[from_block, to_block]`` of ``deployment`` and return the audit report.
+
+    ``rule_sets``: the rule-set documents the auditor holds (None: none, so list epochs are
+    not re-evaluated; given, a published hash without a document is a finding).
+    ``catalog``: the category catalog epochs are evaluated with (default: the packaged one)."""
     src = ChainSource(source) if isinstance(source, Chain) else source
     contracts = dict(deployment.contracts)
     ledger = contracts["CreditLedger"]
@@ -306,15 +340,20 @@ def replay(
         raise InvalidInput(f"--from-block {start} is before the deploy block {deploy}")
     if last < start:
         raise InvalidInput(f"--to-block {last} is before the first block {start}")
+    if rule_sets is not None and catalog is None:
+        catalog = load_catalog()
     state = _load_resume(resume, deployment.chain_id, contracts) if resume else None
     if state is None:
         state = AuditState(next_block=deploy)
-        auditor = Auditor(deployment.chain_id, contracts, state, rule_sets=rule_sets)
         if start > deploy:
-            # roles as of start: Roles logs only, from the deploy block (cheap, never pruned)
             state.partial_start = True
             state.seq = None
             state.head = None
+        auditor = Auditor(
+            deployment.chain_id, contracts, state, rule_sets=rule_sets, catalog=catalog
+        )
+        if start > deploy:
+            # roles as of start: Roles logs only, from the deploy block (cheap, never pruned)
             roles_only = {"Roles": contracts["Roles"]}
             pre = Auditor(deployment.chain_id, {**roles_only, "CreditLedger": ledger}, state)
             b = deploy
@@ -325,7 +364,9 @@ def replay(
             state.notes = [n for n in state.notes if "RuleRegistry" not in n]
             state.next_block = start
     else:
-        auditor = Auditor(deployment.chain_id, contracts, state, rule_sets=rule_sets)
+        auditor = Auditor(
+            deployment.chain_id, contracts, state, rule_sets=rule_sets, catalog=catalog
+        )
         start = state.next_block if from_block is None else max(start, state.next_block)
     first = start
     total = max(1, last - first + 1)

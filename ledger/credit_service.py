@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine, and_, select
@@ -29,6 +29,7 @@ from .catalog import Catalog, UnknownCategory
 from .credit import CreditLedgerClient
 from .db import credit_records, outbox
 from .errors import InvalidInput, NotFound, ZhixinError
+from .grids import GridCatalog, UnknownGrid, load_grids
 from .outbox import Outbox, status_of
 from .records import (
     MAX_BATCH,
@@ -117,6 +118,7 @@ class CreditService:
         self.pool: Any = None  # a ProcessPoolExecutor for large requests (set by the runtime)
         self.pool_workers = 1
         self._reserved: dict[str, int] = {}
+        self.grids: GridCatalog = load_grids()
 
     # ---- subjects ----
 
@@ -134,32 +136,128 @@ class CreditService:
     # ---- prepare ----
 
     def prepare(self, agency: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Build the EIP-712 typed data an agency signs, with the pseudonym and a free nonce."""
+        """Build the EIP-712 typed data an agency signs, with the pseudonym and a free nonce.
+
+        ``fields`` may carry ``grid`` (a community grid code, :mod:`ledger.grids`): it is
+        checked and echoed back for the submission, never part of the record.
+        """
+        now = int(self.clock())
+        rec, reason, grid = self._draft(fields, now)
+        rec = replace(rec, nonce=self.next_nonce(agency or None))
+        return self._prepared(rec, reason, grid)
+
+    def prepare_batch(self, agency: str, items: Sequence[Any]) -> list[dict[str, Any]]:
+        """:meth:`prepare` for many records of one agency (a CSV signed in the browser).
+
+        Each item gets the checks of :meth:`prepare` plus what would refuse it at submission
+        anyway: the agency's category scope, effectiveUntil before effectiveFrom, a deadline
+        already past. Returns, in order, ``{"index", "status": "ready", ...prepared}`` or
+        ``{"index", "status": "error", "problem": {code, detail, status[, field]}}``.
+
+        Nonces: one contiguous range is reserved for the ready items under the nonce lock
+        (:meth:`reserve_nonces`), above everything the agency used or was handed before, so
+        the items of a batch and of consecutive batches never share a nonce.
+        """
+        if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+            raise InvalidInput("expected a list of record fields")
+        if len(items) == 0:
+            raise InvalidInput("no records given")
+        if len(items) > MAX_BATCH:
+            raise BatchTooLarge(f"at most {MAX_BATCH} records per request, got {len(items)}")
+        now = int(self.clock())
+        drafts: list[tuple[int, CreditRecord, str, str | None]] = []
+        out: list[dict[str, Any]] = []
+        for i, fields in enumerate(items):
+            try:
+                if not isinstance(fields, Mapping):
+                    raise InvalidInput("each item must be an object of record fields")
+                rec, reason, grid = self._draft(fields, now)
+                self._check_draft(agency, rec, now)
+            except _Problem as p:
+                out.append({"index": i, "status": "error", "problem": p.as_dict()})
+                continue
+            except ZhixinError as exc:
+                problem = {"code": exc.code, "detail": exc.detail, "status": exc.status}
+                if "field" in exc.extra:
+                    problem["field"] = exc.extra["field"]
+                out.append({"index": i, "status": "error", "problem": problem})
+                continue
+            drafts.append((i, rec, reason, grid))
+            out.append({"index": i, "status": "ready"})
+        if drafts:
+            first = self.reserve_nonces(agency, len(drafts))
+            for n, (i, rec, reason, grid) in enumerate(drafts):
+                out[i].update(self._prepared(replace(rec, nonce=first + n), reason, grid))
+        return out
+
+    def _check_draft(self, agency: str, rec: CreditRecord, now: int) -> None:
+        """The batch's extra checks: scope, dates, deadline (the chain would refuse these)."""
+        cat = self.catalog.by_id(rec.category)
+        if not self._can_write(agency, rec.category):
+            raise _Problem(
+                "unauthorized",
+                f"agency {agency} does not have category {cat.code} in scope",
+                status=403,
+                field="category",
+            )
+        if rec.effective_until != 0 and rec.effective_until < rec.effective_from:
+            raise _Problem(
+                "invalid-dates",
+                f"effectiveUntil {rec.effective_until} is before effectiveFrom "
+                f"{rec.effective_from}",
+                field="effectiveUntil",
+            )
+        if rec.deadline <= now:
+            raise _Problem(
+                "expired", f"deadline {rec.deadline} is not after now ({now})", field="deadline"
+            )
+
+    def _draft(self, fields: Mapping[str, Any], now: int) -> tuple[CreditRecord, str, str | None]:
+        """The record of ``fields`` with nonce 0, its reason text and grid; raises on bad input
+        (``extra['field']`` names the field when it is known)."""
+
+        def at(name: str, fn: Callable[[], Any]) -> Any:
+            try:
+                return fn()
+            except ZhixinError as exc:
+                exc.extra.setdefault("field", name)
+                raise
+
         subj = fields.get("subject")
         if not isinstance(subj, Mapping) or set(subj) - {"kind", "id"} or "id" not in subj:
-            raise InvalidInput("subject must be an object {kind, id}")
-        kind, pseud = self.subject_pseudonym(subj.get("kind", "person"), str(subj["id"]))
-        cat = self._category(fields.get("category"))
+            raise InvalidInput("subject must be an object {kind, id}", field="subject")
+        kind, pseud = at(
+            "subject", lambda: self.subject_pseudonym(subj.get("kind", "person"), str(subj["id"]))
+        )
+        cat = at("category", lambda: self._category(fields.get("category")))
         if not cat.applies_to(int(kind)):
-            raise InvalidInput(f"category {cat.code} does not apply to {kind.name.lower()}s")
-        now = int(self.clock())
+            raise InvalidInput(
+                f"category {cat.code} does not apply to {kind.name.lower()}s", field="category"
+            )
         rk = fields.get("kind", "record")
         try:
             rkind = RecordKind[str(rk).upper().replace("-", "_")] if isinstance(rk, str) else rk
             rkind = RecordKind(int(rkind))
-        except (KeyError, ValueError):
-            raise InvalidInput(f"unknown record kind {rk!r}") from None
+        except (KeyError, ValueError, TypeError):
+            raise InvalidInput(f"unknown record kind {rk!r}", field="kind") from None
 
         def ts(name: str, default: int) -> int:
             v = fields.get(name, default)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise InvalidInput(f"{name} must be unix seconds (a non-negative integer)")
+                raise InvalidInput(
+                    f"{name} must be unix seconds (a non-negative integer)", field=name
+                )
             return v
 
         reason = fields.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 4000:
-            raise InvalidInput("reason must be a text of at most 4000 characters")
+            raise InvalidInput("reason must be a text of at most 4000 characters", field="reason")
+        grid = fields.get("grid")
+        if grid is not None:
+            at("grid", lambda: self.grids.get(grid))
         ref = fields.get("ref")
+        evidence = at("evidenceHash", lambda: _hash_field(fields.get("evidenceHash")))
+        ref_hash = at("ref", lambda: _hash_field(ref) if ref else ZERO_HASH)
         rec = CreditRecord(
             kind=int(rkind),
             subject_kind=int(kind),
@@ -170,17 +268,23 @@ class CreditService:
             effective_until=ts("effectiveUntil", 0),
             deadline=ts("deadline", now + 24 * 3600),
             amount=ts("amount", 0),
-            evidence_hash=_hash_field(fields.get("evidenceHash")),
+            evidence_hash=evidence,
             reason_hash=hashlib.sha256(reason.encode()).digest() if reason else ZERO_HASH,
-            ref=_hash_field(ref) if ref else ZERO_HASH,
-            nonce=self.next_nonce(agency or None),
+            ref=ref_hash,
+            nonce=0,
         )
-        return {
+        return rec, reason, grid
+
+    def _prepared(self, rec: CreditRecord, reason: str, grid: str | None) -> dict[str, Any]:
+        out = {
             "record": record_to_json(rec),
             "id": "0x" + record_digest(rec, self.domain).hex(),
             "typedData": typed_data(rec, self.domain),
             "reason": reason or None,
         }
+        if grid is not None:
+            out["grid"] = grid
+        return out
 
     # ---- submit ----
 
@@ -195,6 +299,7 @@ class CreditService:
         results: list[ItemResult] = []
         good: list[tuple[int, bytes, str, SignedRecord, str | None]] = []
         seen_nonces: dict[tuple[str, int], int] = {}
+        grids: dict[str, str] = {}  # record id -> community grid (off chain)
         pre = self._pure_parallel(items, now)
         for i, item in enumerate(items):
             try:
@@ -202,11 +307,14 @@ class CreditService:
                 if isinstance(p, _Problem):
                     raise p
                 rid, agency, signed, reason = self._check_item(item, now, p)
+                grid = self._grid_of(item)
                 key = (agency, signed.record.nonce)
                 if key in seen_nonces and good[seen_nonces[key]][1] != rid:
                     raise _Problem("nonce-used", f"nonce also used by item {seen_nonces[key]}")
                 seen_nonces.setdefault(key, len(good))
                 good.append((i, rid, agency, signed, reason))
+                if grid is not None:
+                    grids["0x" + rid.hex()] = grid
                 results.append(ItemResult(i, "accepted", "0x" + rid.hex()))
             except _Problem as p:
                 results.append(ItemResult(i, "rejected", problem=p.as_dict()))
@@ -221,7 +329,7 @@ class CreditService:
         self._check_nonces(good, results)
         keep = [g for g in good if results[g[0]].status == "accepted"]
         if keep:
-            stored = self.box.accept([(rid, ag, s, r) for _, rid, ag, s, r in keep])
+            stored = self.box.accept([(rid, ag, s, r) for _, rid, ag, s, r in keep], grids=grids)
             for i, rid, *_ in keep:
                 st = stored["0x" + rid.hex()]
                 if st == "duplicate":
@@ -286,6 +394,16 @@ class CreditService:
         if rec.kind != RecordKind.RECORD:
             self._check_ref(rec, agency)
         return rid, agency, signed, reason
+
+    def _grid_of(self, item: Mapping[str, Any]) -> str | None:
+        """The item's off-chain community grid, checked against the grid list."""
+        grid = item.get("grid")
+        if grid is None:
+            return None
+        try:
+            return self.grids.get(grid).code
+        except UnknownGrid as exc:
+            raise _Problem(exc.code, exc.detail, field="grid") from None
 
     def _check_ref(self, rec: CreditRecord, agency: str) -> None:
         ref = "0x" + rec.ref.hex()
@@ -352,6 +470,19 @@ class CreditService:
         """
         if agency is None:
             return secrets.randbits(64) << 8
+        return self.reserve_nonces(agency, 1)
+
+    def reserve_nonces(self, agency: str, count: int) -> int:
+        """The first of ``count`` consecutive nonces reserved for ``agency``.
+
+        Above the highest nonce in the outbox, the newest indexed one and every nonce handed
+        out before by this process (prepared but not yet submitted), under one lock: two
+        prepares or batches never get the same nonce. (The reservation lives in memory: after a
+        restart, a prepared record that was never submitted may see its nonce handed out
+        again; submission then refuses the second one with nonce-used, nothing is lost.)
+        """
+        if count < 1:
+            raise InvalidInput("reserve at least one nonce")
         with self._nonce_lock:
             used = [self.box.max_nonce(agency), self._reserved.get(agency)]
             with self.engine.connect() as conn:
@@ -363,9 +494,9 @@ class CreditService:
                 ).first()
             if row is not None:
                 used.append(int(row[0]))
-            nxt = max((u for u in used if u is not None), default=0) + 1
-            self._reserved[agency] = nxt
-            return nxt
+            first = max((u for u in used if u is not None), default=0) + 1
+            self._reserved[agency] = first + count - 1
+            return first
 
     def _can_write(self, agency: str, category: int) -> bool:
         key = (agency, category)
@@ -513,7 +644,7 @@ def pure_check(item: Any, domain: Eip712Domain, now: int) -> tuple[bytes, str, S
     """
     if not isinstance(item, Mapping):
         raise _Problem("malformed", "each item must be an object {record, signature}")
-    extra = set(item) - {"record", "signature", "reason", "subjectId"}
+    extra = set(item) - {"record", "signature", "reason", "subjectId", "grid"}
     if extra:
         raise _Problem("malformed", f"unknown item fields: {', '.join(sorted(extra))}")
     try:

@@ -38,6 +38,7 @@ __all__ = [
     "make_engine",
     "metadata",
     "migrate",
+    "objections",
     "outbox",
     "role_events",
     "sqlite_url",
@@ -134,8 +135,39 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("accepted_at", BigInteger, nullable=False),  # unix ms
     Column("updated_at", BigInteger, nullable=False),
+    # off-chain community grid (网格) code the writing agency gave (ledger/data/grids.json);
+    # never on chain, not part of the record id or signature (migration 0005)
+    Column("grid", String(32), nullable=True),
     UniqueConstraint("agency", "nonce", name="uq_outbox_agency_nonce"),
     Index("ix_outbox_status", "status", "accepted_at"),
+)
+
+objections = Table(
+    "objections",
+    metadata,
+    Column("id", String(34), primary_key=True),  # 0x + 32 hex
+    Column("record_id", HASH, nullable=False),  # the disputed record (version) id
+    Column("root_id", HASH, nullable=False),  # its logical record (the original RECORD)
+    # root_id while the objection is open (filed | disputed), NULL once resolved: the unique
+    # constraint allows one open objection per logical record (NULLs never collide)
+    Column("open_key", HASH, nullable=True),
+    Column("subject", HASH, nullable=False),
+    Column("subject_kind", Integer, nullable=False),
+    Column("agency", ADDR, nullable=False),  # the agency that wrote the record
+    Column("category", Integer, nullable=False),
+    Column("reason", Text, nullable=False),  # the subject's text; its SHA-256 goes on chain
+    # filed -> disputed (OBJECTION record accepted) -> upheld | rejected (RESOLUTION accepted)
+    Column("status", String(16), nullable=False),
+    Column("objection_record", HASH, nullable=True),
+    Column("resolution_record", HASH, nullable=True),
+    Column("resolution_note", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),  # unix s
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("open_key", name="uq_objections_open"),
+    Index("ix_objections_agency", "agency", "status"),
+    Index("ix_objections_subject", "subject"),
+    Index("ix_objections_record", "record_id"),
 )
 
 

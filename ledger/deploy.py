@@ -84,12 +84,13 @@ def all_abis() -> list[list[dict[str, Any]]]:
     return [load_artifact(n).abi for n in CONTRACT_NAMES]
 
 
-def write_json_atomic(path: Path, doc: Any, mode: int = 0o644) -> None:
+def write_json_atomic(path: Path, doc: Any, mode: int = 0o644, *, sort_keys: bool = True) -> None:
+    """Write ``doc`` to ``path`` so a crash leaves the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2, sort_keys=True)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, sort_keys=sort_keys, ensure_ascii=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())

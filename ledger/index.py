@@ -10,10 +10,18 @@ Invariants:
 - Logs are accepted only when their ``blockHash`` equals the hash of the block fetched for that
   number in the same pass, so a page never mixes two forks.
 - Only standard ``eth_getLogs`` / ``eth_getBlockByNumber`` are used.
+- A record's agency is the signer recovered from its id topic and logged signature. For a record
+  this service accepted, the outbox row with that id holds the agency the service recovered from
+  the same digest at acceptance; when the row's signature is byte-for-byte the logged one, that
+  agency is used as is (recovery depends on nothing else), otherwise — records relayed by
+  others, or the same id signed by another key — the signer is recovered. The index trusts its
+  own outbox no more than it trusts its own tables; ``zhixin audit --index``
+  (:mod:`ledger.index_diff`) recovers every signer from chain data alone.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -25,13 +33,20 @@ from eth_utils import keccak, to_checksum_address
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from .chain import Chain
-from .db import blocks, credit_records, index_cursor, role_events
+from .db import blocks, credit_records, index_cursor, outbox, role_events
 from .deploy import Deployment
 from .errors import ChainError
 from .records import RECORDED_TOPIC, decode_recorded_log
 from .roles import role_from_id
 
-__all__ = ["IndexedRecord", "Indexer", "SyncResult", "insert_ignore", "record_row"]
+__all__ = [
+    "IndexedRecord",
+    "Indexer",
+    "RecordFanout",
+    "SyncResult",
+    "insert_ignore",
+    "record_row",
+]
 
 log = logging.getLogger("zhixin.index")
 
@@ -73,6 +88,17 @@ def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     dialect = conn.dialect.name
+    cols = list(rows[0])
+    if dialect == "sqlite" and all(list(r) == cols for r in rows):
+        # the driver's executemany with one statement: SQLAlchemy's per-row parameter
+        # processing costs as much as SQLite's own work for a page of records
+        names = ", ".join(table.c[c].name for c in cols)
+        sql = (
+            f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(cols))}) "
+            "ON CONFLICT DO NOTHING"
+        )
+        conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
+        return
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dinsert
     elif dialect == "postgresql":
@@ -99,9 +125,15 @@ class SyncResult:
     rolled_back_to: int | None
 
 
-def record_row(raw: Any, block_hash: str, block_ts: int) -> dict[str, Any]:
-    """One credit_records row from a raw CreditRecorded log."""
-    dec = decode_recorded_log(raw)
+def record_row(
+    raw: Any, block_hash: str, block_ts: int, signer: str | None = None
+) -> dict[str, Any]:
+    """One credit_records row from a raw CreditRecorded log.
+
+    ``signer``: the agency already recovered from this log's id topic and signature (see
+    :func:`~ledger.records.decode_recorded_log`); recovered here when None.
+    """
+    dec = decode_recorded_log(raw, signer=signer)
     rec = dec.signed.record
     return {
         "id": _hex(raw["topics"][1]),
@@ -130,8 +162,91 @@ def record_row(raw: Any, block_hash: str, block_ts: int) -> dict[str, Any]:
     }
 
 
-def _record_rows(items: list[tuple[Any, str, int]]) -> list[dict[str, Any]]:
-    return [record_row(lg, bh, ts) for lg, bh, ts in items]
+def _record_rows(items: list[tuple[Any, str, int, str | None]]) -> list[dict[str, Any]]:
+    return [record_row(lg, bh, ts, sg) for lg, bh, ts, sg in items]
+
+
+_SIG_KEY = '"signature": "0x'
+
+
+def _payload_signature(payload: str) -> bytes | None:
+    """The compact signature in an outbox payload (``signed_record_to_json``, sorted keys)."""
+    i = payload.rfind(_SIG_KEY)
+    if i >= 0:
+        j = i + len(_SIG_KEY)
+        if payload[j + 128 : j + 129] == '"':
+            try:
+                return bytes.fromhex(payload[j : j + 128])
+            except ValueError:
+                pass
+    try:
+        sig = json.loads(payload)["signature"]
+        return bytes.fromhex(sig[2:]) if len(sig) == 130 else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class RecordFanout:
+    """Hands indexed records to a callback on its own thread, off the follower's path.
+
+    :meth:`put` (the indexer's ``on_records``) only queues; the thread calls ``deliver`` with
+    everything queued since its last call, in index order (batches that piled up while it was
+    busy are joined into one call). A failing call is logged and the records are not offered
+    again, as when the follower called listeners itself; listeners that matter read the index
+    from their own cursor (the rules service: by seq), so a later call, or their rebuild at
+    start after a crash, covers what a lost call carried. :meth:`stop` delivers what is queued
+    before it returns.
+    """
+
+    def __init__(
+        self, deliver: Callable[[list[IndexedRecord]], None], name: str = "zhixin-listeners"
+    ) -> None:
+        self.deliver = deliver
+        self.name = name
+        self._queue: list[IndexedRecord] = []
+        self._cond = threading.Condition()
+        self._busy = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def put(self, records: list[IndexedRecord]) -> None:
+        with self._cond:
+            self._queue.extend(records)
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far was delivered (False on timeout)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._stopping)
+                if not self._queue:
+                    return  # stopping, nothing left
+                batch, self._queue = self._queue, []
+                self._busy = True
+            try:
+                self.deliver(batch)
+            except Exception:  # a listener's failure must not stop delivery
+                log.exception("record listener failed")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
 
 class Indexer:
@@ -155,6 +270,8 @@ class Indexer:
         self.on_records = on_records
         self.pool: Any = None  # a ProcessPoolExecutor shared with the credit service, if any
         self.pool_workers = 1
+        # the agencies of records this service accepted come from the outbox (module docstring)
+        self.outbox_signers = True
         self.addresses = [deployment.address("Roles"), deployment.address("CreditLedger")]
         self._lock = threading.Lock()
 
@@ -319,14 +436,43 @@ class Indexer:
         return end, fetched[end]["hash"], len(rec_rows), len(role_rows)
 
     def _record_rows(self, rec_in: list[tuple[Any, str, int]]) -> list[dict[str, Any]]:
-        """Rows of CreditRecorded logs; a large page recovers its signers in the worker
-        processes (one ecrecover per record is the follower's main cost)."""
+        """Rows of CreditRecorded logs. Signers of records accepted here come from the outbox;
+        the others are recovered, a large number of them in the worker processes (one ecrecover
+        per record is the follower's main cost)."""
+        known = self.known_signers([lg for lg, _, _ in rec_in]) if self.outbox_signers else {}
+        items = [(lg, bh, ts, known.get(_hex(lg["topics"][1]))) for lg, bh, ts in rec_in]
+        todo = [k for k, it in enumerate(items) if it[3] is None]
         pool, workers = self.pool, max(1, self.pool_workers)
-        if pool is None or len(rec_in) < 64:
-            return _record_rows(rec_in)
-        n = -(-len(rec_in) // workers)
-        futures = [pool.submit(_record_rows, rec_in[i : i + n]) for i in range(0, len(rec_in), n)]
-        return [row for f in futures for row in f.result()]
+        if pool is None or len(todo) < 64:
+            return _record_rows(items)
+        n = -(-len(todo) // workers)
+        futures = [
+            pool.submit(_record_rows, [items[k] for k in todo[i : i + n]])
+            for i in range(0, len(todo), n)
+        ]
+        rows: list[dict[str, Any] | None] = [None] * len(items)
+        recovered = iter(row for f in futures for row in f.result())
+        for k in todo:
+            rows[k] = next(recovered)
+        for k, it in enumerate(items):
+            if it[3] is not None:
+                rows[k] = record_row(*it)
+        return cast(list[dict[str, Any]], rows)
+
+    def known_signers(self, logs: Sequence[Any]) -> dict[str, str]:
+        """Record id → agency, from the outbox rows whose signature is the logged one."""
+        want = {_hex(lg["topics"][1]): bytes(lg["data"][192:256]) for lg in logs}
+        ids = list(want)
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                q = select(outbox.c.id, outbox.c.agency, outbox.c.payload).where(
+                    outbox.c.id.in_(ids[i : i + 500])
+                )
+                for rid, agency, payload in conn.execute(q):
+                    if _payload_signature(payload) == want[rid]:
+                        out[rid] = agency
+        return out
 
     def _role_row(self, lg: Any, topic0: bytes, block_hash: str) -> dict[str, Any]:
         ev_name = {

@@ -593,7 +593,7 @@ def _raw(value: Any) -> bytes:
     return bytes(value)
 
 
-def decode_recorded_log(log: Mapping[str, Any]) -> RecordedLog:
+def decode_recorded_log(log: Mapping[str, Any], *, signer: str | None = None) -> RecordedLog:
     """A CreditRecorded log (web3 or raw JSON-RPC form) → record, signature, signer, seq, head.
 
     Layout (topics: event, id): meta, times, subject, evidenceHash, reasonHash, nonce, r, vs,
@@ -601,6 +601,10 @@ def decode_recorded_log(log: Mapping[str, Any]) -> RecordedLog:
     The signer is not in the log: it is recovered from the id topic and the signature (~75 µs),
     exactly as the ledger did before appending. Does not check that the id is the record's
     digest: an auditor compares ``record_digest(signed.record, domain)`` with the id topic.
+
+    ``signer``: the address the caller already recovered from this very id topic and signature
+    (recovery is a function of those two alone), e.g. the index follower for records this
+    service accepted; it is returned as the signer without a second ecrecover.
     """
     topics = [_raw(t) for t in log["topics"]]
     data = _raw(log["data"])
@@ -626,7 +630,8 @@ def decode_recorded_log(log: Mapping[str, Any]) -> RecordedLog:
         ref=data[288:320] if len(data) == 320 else ZERO_HASH,
     )
     signed = SignedRecord(record, data[192:256])
-    signer = _recover_digest(signed, topics[1])
+    if signer is None:
+        signer = _recover_digest(signed, topics[1])
     return RecordedLog(signed, signer, (meta >> 160) & _U64, data[256:288])
 
 

@@ -10,16 +10,14 @@ Invariants:
 - A full evaluation reads the index (``credit_records``) at an explicit ``as_of`` no later than
   the indexed head's block time, and is anchored as an epoch: ``anchorEpoch(ruleSetHash, asOf,
   listsRoot, memberCount)``. ``listsRoot`` combines the per-list :class:`ListTree` roots of every
-  list the rule set declares (built-in red and black included, empty lists too)::
-
-      listsRoot = SHA-256(0x03 || "zhixin.lists.v1" || u16be(n)
-                          || for each list id in ascending order:
-                               u16be(len(id)) || id_utf8 || listRoot(id))
-
-  where ``listRoot`` (see :mod:`ledger.merkle_lists`) already binds its own leaf count, and
-  ``memberCount`` is the sum of the list sizes. :meth:`RulesService.recompute_epoch` re-runs an
-  epoch from chain logs alone (CreditRecorded logs in blocks before the anchoring block, block
-  timestamps as ``recorded_at``) and the published document, and must give the same root.
+  list the rule set declares (built-in red and black included, empty lists too; the formula and
+  :func:`~ledger.rules.epochs.evaluate_epoch`, shared with the chain-only audit, are in
+  :mod:`ledger.rules.epochs`); ``listRoot`` (see :mod:`ledger.merkle_lists`) already binds its
+  own leaf count, and ``memberCount`` is the sum of the list sizes.
+  :meth:`RulesService.recompute_epoch` re-runs an epoch from chain logs alone (CreditRecorded
+  logs in blocks before the anchoring block, block timestamps as ``recorded_at``) and the
+  published document, and must give the same root; so does ``zhixin audit`` without the
+  service (:mod:`ledger.audit`).
 - The incremental view follows the index: every batch of indexed records re-evaluates the
   touched subjects (:class:`Evaluator`), and each list change is written with its webhook
   deliveries in one transaction. A rebuild (start, new rule set, index rollback) diffs against
@@ -39,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
@@ -53,6 +51,7 @@ from .lifecycle import DAY, LedgerEntry, resolve
 from .merkle_lists import ListTree, MembershipProof, NonMembershipProof
 from .records import ZERO_HASH, RecordKind, record_from_json
 from .rules import Evaluation, Evaluator, ListChange, Membership, evaluate
+from .rules.epochs import LISTS_DOMAIN, evaluate_epoch, list_trees, lists_root
 from .rules.model import MeasureCatalog, RuleSet
 from .rules_db import (
     repair_applications,
@@ -76,8 +75,6 @@ __all__ = [
     "lists_root",
     "proof_to_json",
 ]
-
-LISTS_DOMAIN: Final = b"\x03zhixin.lists.v1"
 
 
 class RuleSetNotPublished(InvalidInput):
@@ -124,15 +121,6 @@ def _unhex(s: str, what: str = "value") -> bytes:
     if len(b) != 32:
         raise InvalidInput(f"{what} must be 0x followed by 64 hex digits")
     return b
-
-
-def lists_root(roots: Mapping[str, bytes]) -> bytes:
-    """Combine per-list roots into the one root anchored on chain (see module docstring)."""
-    h = hashlib.sha256(LISTS_DOMAIN + len(roots).to_bytes(2, "big"))
-    for list_id in sorted(roots):
-        name = list_id.encode()
-        h.update(len(name).to_bytes(2, "big") + name + roots[list_id])
-    return h.digest()
 
 
 def _mp_json(p: MembershipProof | None) -> dict[str, Any] | None:
@@ -373,7 +361,7 @@ class RulesService:
 
     @staticmethod
     def list_trees(rs: RuleSet, ev: Evaluation) -> dict[str, ListTree]:
-        return {lid: ListTree(lid, ev.members(lid)) for lid in rs.list_ids}
+        return list_trees(rs, ev)
 
     def evaluate_full(
         self, as_of: int | None = None, version: str | None = None, set_id: str | None = None
@@ -392,13 +380,10 @@ class RulesService:
                 "an epoch must not depend on records not yet written"
             )
         entries = self.entries_from_index()
-        ev = evaluate(rs, self.catalog, entries, as_of)
-        trees = self.list_trees(rs, ev)
-        roots = {lid: t.root for lid, t in trees.items()}
-        root = lists_root(roots)
-        count = sum(t.size for t in trees.values())
+        com = evaluate_epoch(rs, self.catalog, entries, as_of)
+        ev, root, count = com.evaluation, com.lists_root, com.member_count
         anchor = self.registry.anchor_epoch(self.publisher, content, as_of, root, count)
-        list_roots = {lid: {"root": _hex(t.root), "size": t.size} for lid, t in trees.items()}
+        list_roots = com.list_roots()
         with self.engine.begin() as conn:
             conn.execute(
                 insert(rule_epochs).values(
@@ -477,18 +462,16 @@ class RulesService:
         if anchor is None:
             raise NotFound(f"epoch {n} is not anchored on chain")
         rs = self._rule_set_by_hash(anchor.rule_set_hash)
-        entries = self.entries_from_chain(anchor.anchored_at - 1)
-        ev = evaluate(rs, self.catalog, entries, anchor.as_of)
-        trees = self.list_trees(rs, ev)
-        root = lists_root({lid: t.root for lid, t in trees.items()})
-        count = sum(t.size for t in trees.values())
+        com = evaluate_epoch(
+            rs, self.catalog, self.entries_from_chain(anchor.anchored_at - 1), anchor.as_of
+        )
         return {
             "epoch": n,
-            "lists_root": _hex(root),
-            "member_count": count,
+            "lists_root": _hex(com.lists_root),
+            "member_count": com.member_count,
             "anchored_root": _hex(anchor.lists_root),
-            "matches": root == anchor.lists_root and count == anchor.member_count,
-            "records": len(entries),
+            "matches": com.matches(anchor.lists_root, anchor.member_count),
+            "records": com.records,
         }
 
     def _epoch_trees(self, n: int) -> tuple[dict[str, Any], dict[str, ListTree]]:

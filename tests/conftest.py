@@ -15,6 +15,32 @@ from ledger.deploy import Deployment, decoder, deploy_contracts
 from ledger.node import AnvilNode, free_port
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give ``xdist_group`` items the ``@group`` node-id suffix ``--dist loadgroup`` groups by,
+    when xdist could not: pytest 9.2 keeps node ids structured (``Node._id``) while
+    pytest-xdist 3.8 still writes the old ``_nodeid`` field, so grouping silently stops
+    (pytest-dev/pytest-xdist#1386). A no-op where xdist's own suffix took effect."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+        if not names:
+            continue
+        suffix = "@" + "_".join(sorted(names))
+        if item.nodeid.endswith(suffix):
+            continue
+        if hasattr(item, "_id"):
+            from _pytest.nodeid import NodeId
+
+            item._id = NodeId.parse(item.nodeid + suffix)
+        else:  # older pytest, where xdist's own suffix works
+            setattr(item, "_nodeid", item.nodeid + suffix)  # noqa: B010
+
+
 @pytest.fixture
 def embedded_chain() -> Iterator[Chain]:
     chain = EmbeddedChain()

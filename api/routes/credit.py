@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from ledger.credit_service import ItemResult, RecordQuery
+from ledger.credit_service import BatchTooLarge, ItemResult, RecordQuery
 from ledger.db import credit_records, outbox
 from ledger.errors import Forbidden, InvalidInput
-from ledger.records import record_from_json
+from ledger.records import MAX_BATCH, record_from_json
 
 from ..deps import AgencySession, CreditDep, Reader, ReaderDep
 from ..problems import PROBLEM_BASE, problem
@@ -51,6 +51,15 @@ class PrepareIn(BaseModel):
     evidenceHash: str | None = None
     reason: str = ""
     ref: str | None = None
+    grid: str | None = Field(
+        default=None, description="community grid code (off chain; GET /v1/stats/grids)"
+    )
+
+
+class PrepareBatchIn(BaseModel):
+    items: list[Any] = Field(
+        min_length=1, description=f"up to {MAX_BATCH} objects with the fields prepare takes"
+    )
 
 
 class ItemOut(BaseModel):
@@ -86,6 +95,89 @@ def prepare(body: PrepareIn, credit: CreditDep, session: AgencySession) -> dict[
         if agency != session.address:
             raise Forbidden("an agency prepares records for its own address only")
     return credit.prepare(agency or "", fields)
+
+
+_BATCH_FIELDS = frozenset(PrepareIn.model_fields)
+
+
+def _item_problem(index: int, p: dict[str, Any]) -> dict[str, Any]:
+    p = dict(p)
+    code = p.pop("code")
+    return {"index": index, "status": "error", "problem": {"type": PROBLEM_BASE + code, **p}}
+
+
+@router.post(
+    "/credit-records/prepare-batch",
+    summary="Typed data for many records (a CSV), each with its own nonce, or its problem",
+    responses={413: {"description": f"more than {MAX_BATCH} items"}},
+)
+def prepare_batch(
+    body: PrepareBatchIn, credit: CreditDep, session: AgencySession
+) -> dict[str, Any]:
+    """Every item is checked like ``prepare`` (identifier, category and its subject kinds,
+    kind, dates, hashes, grid) plus the agency's category scope, effectiveUntil not before
+    effectiveFrom and a deadline still ahead. Always 200 with one result per item, in order:
+    ``ready`` (record, id, typedData, reason, grid) or ``error`` (an RFC 9457 problem). The
+    nonces are the session agency's next ones, distinct within the batch and across calls."""
+    from pydantic import ValidationError
+
+    from ledger.chain import parse_address
+
+    if len(body.items) > MAX_BATCH:
+        raise BatchTooLarge(f"at most {MAX_BATCH} records per request, got {len(body.items)}")
+    assert session.address is not None
+    results: list[dict[str, Any] | None] = [None] * len(body.items)
+    good: list[tuple[int, dict[str, Any]]] = []
+    for i, raw in enumerate(body.items):
+        if not isinstance(raw, dict):
+            results[i] = _item_problem(
+                i, {"code": "validation", "status": 422, "detail": "an item must be an object"}
+            )
+            continue
+        extra = sorted(set(raw) - _BATCH_FIELDS)
+        if extra:
+            detail = f"unknown fields: {', '.join(extra)}"
+            results[i] = _item_problem(
+                i, {"code": "validation", "status": 422, "detail": detail, "field": extra[0]}
+            )
+            continue
+        try:
+            item = PrepareIn.model_validate(raw)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            where = ".".join(str(x) for x in e.get("loc", ()))
+            results[i] = _item_problem(
+                i,
+                {"code": "validation", "status": 422, "detail": f"{where}: {e.get('msg')}",
+                 "field": where},
+            )  # fmt: skip
+            continue
+        fields = item.model_dump(exclude_none=True)
+        fields["subject"] = item.subject.model_dump()
+        agency = fields.pop("agency", None)
+        if agency is not None and parse_address(agency, "agency") != session.address:
+            results[i] = _item_problem(
+                i,
+                {"code": "forbidden", "status": 403, "field": "agency",
+                 "detail": "an agency prepares records for its own address only"},
+            )  # fmt: skip
+            continue
+        good.append((i, fields))
+    if good:
+        prepared = credit.prepare_batch(session.address, [f for _, f in good])
+        for (i, _), r in zip(good, prepared, strict=True):
+            if r["status"] == "error":
+                results[i] = _item_problem(i, r["problem"])
+            else:
+                results[i] = {**r, "index": i}
+    items = [r for r in results if r is not None]
+    ready = sum(1 for r in items if r["status"] == "ready")
+    return {
+        "agency": session.address,
+        "ready": ready,
+        "errors": len(items) - ready,
+        "items": items,
+    }
 
 
 @router.post(

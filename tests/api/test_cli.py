@@ -93,6 +93,7 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         **os.environ,
         "ZHIXIN_KEYSTORE_PASSWORD": "correct horse",
         "ZHIXIN_DISTRICT_SECRET": "5a" * 32,
+        "ZHIXIN_LOG_LEVEL": "warning",  # stderr is a pipe read only at exit
         "HOME": str(tmp_path / "home"),
     }
     (tmp_path / "home").mkdir()

@@ -199,6 +199,8 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "ZHIXIN_DISTRICT_SECRET": SECRET,
+        "ZHIXIN_LOG_LEVEL": "warning",  # stderr is a pipe read only at exit
+        "ZHIXIN_DEMO_SEED": "false",  # this test's records only; the demo is tested elsewhere
         "ZHIXIN_KEYSTORE_PASSWORD": "pw",
         "HOME": str(tmp_path),
     }

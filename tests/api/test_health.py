@@ -64,6 +64,7 @@ def test_dev_identities_hold_their_roles(client: TestClient, tmp_path: Path) -> 
         "governor",
         "agency-tax",
         "agency-market",
+        "agency-community",
         "issuer",
         "auditor",
         "rule-publisher",
@@ -78,3 +79,16 @@ def test_dev_identities_hold_their_roles(client: TestClient, tmp_path: Path) -> 
     assert roles.can_write(tax["address"], 301)  # tax.arrears
     assert not roles.can_write(tax["address"], 104)  # admin_penalty.serious
     assert roles.can_write(market["address"], 104)
+
+
+def test_deeply_nested_json_is_refused_not_a_crash(client: TestClient) -> None:
+    """py_ecc lifts the recursion limit to 100,000 at import; the app bounds it again, so a
+    body nested 100,000 deep is a 4xx problem instead of a C stack overflow."""
+    import sys
+
+    assert sys.getrecursionlimit() <= 4000
+    body = "[" * 100_000 + "]" * 100_000
+    for path in ("/credentials/verify", "/presentations/verify", "/v1/credit-records"):
+        r = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert r.status_code in (400, 422), (path, r.status_code)
+        assert r.headers["content-type"] == "application/problem+json"

@@ -1,6 +1,7 @@
-"""The citizen flow through the HTTP API on the embedded chain: issue, present, verify; key
-rotation and lost-key recovery of a did:ethr holder; revocation and suspension; DID
-resolution; and every bad-input path (a named failed check or a 4xx problem, never a 500)."""
+"""The identity HTTP API on the embedded chain: issue, present, verify; revocation and
+suspension; DID resolution; refused did:ethr changes and recoveries; and every bad-input path
+(a named failed check or a 4xx problem, never a 500). The whole citizen flow with key rotation
+and lost-key recovery, on both chains, is tests/api/test_citizen_flow.py."""
 
 from __future__ import annotations
 
@@ -17,16 +18,15 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
-from identity.did import DIDRegistryClient, did_ethr
-from identity.multikey import did_key_from_public_key, encode_public_multikey
+from identity.did import did_ethr
+from identity.multikey import did_key_from_public_key
 from identity.multikey import verification_method_id as did_key_vm
 from identity.presentations import build_presentation, sign_presentation
 from identity.status import format_datetime
-from ledger.chain import Sender, new_account
-from ledger.deploy import decoder
-from ledger.keys import account_from_hex
+from ledger.chain import new_account
 from ledger.roles import Role, RolesClient
 from tests.api.auth_helpers import headers
+from tests.api.test_citizen_flow import change, signed_change_body
 
 RIC = "11010519491231002X"
 DOMAIN = "bank.example"
@@ -339,54 +339,69 @@ def test_did_resolution(c: TestClient, citizen: tuple[Holder, dict[str, Any]]) -
         assert r.json()["didResolutionMetadata"]["error"] == err
 
 
-# ---- did:ethr holder: rotation and recovery ----
+# ---- did:ethr changes over HTTP: refusals (the whole flow is tests/api/test_citizen_flow.py) ----
 
 
-def _dids(c: TestClient) -> DIDRegistryClient:
+def _problem(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    if code is not None:
+        assert body["type"].endswith("/" + code), body
+    return body
+
+
+def test_did_changes_refused(c: TestClient) -> None:
     rt = c.app.state.runtime  # type: ignore[attr-defined]
-    return DIDRegistryClient(rt.chain, rt.deployment.address("DIDRegistry"))
+    owner = new_account()
+    did = did_ethr(owner.address, rt.deployment.chain_id)
+    new_owner = {"newOwner": new_account().address}
 
+    def prepare(**body: Any) -> Any:
+        return c.post("/dids/changes/prepare", json={"did": did, "op": "changeOwner", **body})
 
-def _publish(c: TestClient, owner: Sender, identity: str, key: Ed25519PrivateKey) -> str:
-    """The owner publishes an Ed25519 authentication key; returns its verification method."""
-    raw = key.public_key().public_bytes_raw()
-    _dids(c).set_attribute(owner, identity, SIGAUTH_ED25519, raw, 3600)
-    did = did_ethr(identity, c.app.state.runtime.deployment.chain_id)  # type: ignore[attr-defined]
-    doc = c.get(f"/1.0/identifiers/{did}").json()["didDocument"]
-    mb = encode_public_multikey(key.public_key())
-    vm = next(m["id"] for m in doc["verificationMethod"] if m.get("publicKeyMultibase") == mb)
-    assert vm in doc["authentication"]
-    return str(vm)
+    # a did:key is its key: nothing to rotate or recover
+    r = prepare(did=Holder.did_key().did, fields=new_owner)
+    assert "did:key" in _problem(r, 422, "invalid-did")["detail"]
+    _problem(prepare(did="did:ethr:0x1:" + owner.address, fields=new_owner), 422, "did-wrong-chain")
+    _problem(prepare(op="mint", fields=new_owner), 422, "validation")
+    _problem(prepare(fields={"newOwner": "0x12"}), 422, "invalid-input")
+    _problem(prepare(fields={**new_owner, "extra": 1}), 422, "invalid-input")
+    r = prepare(op="setAttribute", fields={"name": SIGAUTH_ED25519, "value": "zz", "validity": 1})
+    _problem(r, 422, "invalid-input")
 
+    # the registry is the judge of the signature: nothing is sent for a refused one
+    stranger = new_account()
+    r = change(c, did, stranger, "changeOwner", new_owner)
+    body = _problem(r, 409, "contract-reverted")
+    assert body["error_name"] == "DIDRegistrySignerNotOwner"
+    assert body["args"] == [owner.address, stranger.address, owner.address]
+    signed = signed_change_body(c, did, owner, "changeOwner", new_owner)
+    assert c.post("/dids/changes", json=signed).status_code == 201
+    body = _problem(c.post("/dids/changes", json=signed), 409)  # replayed
+    assert body["error_name"] == "DIDRegistryInvalidNonce"
+    assert body["args"] == [owner.address, 1, 0]
+    forged = {**signed, "nonce": 1, "signature": "0x" + "11" * 65}
+    body = _problem(c.post("/dids/changes", json=forged), 409)
+    assert body["error_name"] == "DIDRegistryInvalidSignature"
+    _problem(prepare(fields={}), 422, "invalid-input")
+    bad_sig = {"did": did, "op": "changeOwner", "fields": new_owner, "nonce": 1, "deadline": 1}
+    _problem(c.post("/dids/changes", json={**bad_sig, "signature": "0x1234"}), 422, "validation")
 
-def test_did_ethr_rotation_and_recovery(c: TestClient) -> None:
-    rt = c.app.state.runtime  # type: ignore[attr-defined]
-    chain = rt.chain
-    first = Sender(chain, new_account(), decoder())
-    identity = first.address
-    did = did_ethr(identity, rt.deployment.chain_id)
-    k1 = Ed25519PrivateKey.generate()
-    h1 = Holder(did, _publish(c, first, identity, k1), k1)
-    vc = issue(c, did)["verifiableCredential"]
-    assert verify(c, present(c, h1, [vc]))["verified"] is True
-
-    # key rotation: the owner hands the DID to a new device key, which publishes its own key
-    second = Sender(chain, new_account(), decoder())
-    _dids(c).change_owner(first, identity, second.address)
-    res = verify(c, present(c, h1, [vc]))
-    assert res["failed"] == ["holder-proof"] and code(res, "holder-proof") == "key-not-authorized"
-    k2 = Ed25519PrivateKey.generate()
-    h2 = Holder(did, _publish(c, second, identity, k2), k2)
-    assert verify(c, present(c, h2, [vc]))["verified"] is True
-
-    # lost key: the registration authority (ISSUER) re-binds the DID after re-verification
-    issuer = Sender(chain, account_from_hex(rt.dev_identities["issuer"]["private_key"]), decoder())
-    third = Sender(chain, new_account(), decoder())
-    _dids(c).recover_owner(issuer, identity, third.address, hashlib.sha256(b"in person").digest())
-    assert code(verify(c, present(c, h2, [vc])), "holder-proof") == "key-not-authorized"
-    k3 = Ed25519PrivateKey.generate()
-    h3 = Holder(did, _publish(c, third, identity, k3), k3)
-    assert verify(c, present(c, h3, [vc]))["verified"] is True
+    # recovery: ISSUER only, with evidence, never to the zero address
+    ev = "0x" + hashlib.sha256(b"record").hexdigest()
+    rec = {"did": did, "newOwner": new_account().address, "evidenceHash": ev}
+    _problem(c.post("/dids/recover", json=rec), 401)
+    auditor = headers(c, rt.dev_identities["auditor"]["private_key"])
+    _problem(c.post("/dids/recover", json=rec, headers=auditor), 403)
+    h = issuer_headers(c)
+    r = c.post("/dids/recover", json={**rec, "evidenceHash": "0x" + "00" * 32}, headers=h)
+    assert _problem(r, 409)["error_name"] == "DIDRegistryMissingEvidence"
+    r = c.post("/dids/recover", json={**rec, "newOwner": "0x" + "00" * 20}, headers=h)
+    assert _problem(r, 409)["error_name"] == "DIDRegistryInvalidOwner"
+    _problem(c.post("/dids/recover", json={**rec, "evidenceHash": "0x12"}, headers=h), 422)
+    r = c.post("/dids/recover", json={**rec, "did": Holder.did_key().did}, headers=h)
+    _problem(r, 422, "invalid-did")
 
 
 def test_issuer_without_role_zz(c: TestClient, citizen: tuple[Holder, dict[str, Any]]) -> None:

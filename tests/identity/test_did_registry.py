@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_utils import keccak
 
 from identity.did import (
+    ED25519_SIGAUTH_ATTRIBUTE,
     ED25519_VERIKEY_ATTRIBUTE,
     SIGAUTH,
     VERIKEY,
@@ -25,10 +27,15 @@ from identity.did import (
     OwnerRecovered,
     SignedChange,
     bytes32_text,
+    change_fields_from_json,
+    signed_change,
+    signed_change_typed_data,
+    split_signature,
+    typed_data_json,
 )
 from ledger.chain import Chain, Sender, new_account
 from ledger.deploy import Deployment, decoder
-from ledger.errors import ContractReverted
+from ledger.errors import ContractReverted, InvalidInput
 from ledger.roles import Role, RolesClient
 
 ED_KEY = bytes(range(32))
@@ -153,6 +160,40 @@ def test_signed_variants_are_relayed(chain: Chain, registry: DIDRegistryClient) 
         "AttributeChanged",
         "OwnerChanged",
     ]
+
+
+def test_signed_change_from_json_typed_data(chain: Chain, registry: DIDRegistryClient) -> None:
+    """What a JSON client (eth_signTypedData_v4) signs over the typed data as JSON relays."""
+    owner, relayer = new_account(), _sender(chain)
+    ident = owner.address
+    fields = {"name": ED25519_SIGAUTH_ATTRIBUTE, "value": "0x" + ED_KEY.hex(), "validity": 60}
+    typed = signed_change_typed_data(
+        "setAttribute",
+        ident,
+        change_fields_from_json("setAttribute", fields),
+        nonce=registry.nonce(ident),
+        deadline=_deadline(chain),
+        chain_id=chain.chain_id,
+        registry=registry.address,
+    )
+    as_json = typed_data_json(typed)
+    assert as_json["message"]["value"] == fields["value"]
+    signature = Account.sign_typed_data(owner.key, full_message=as_json).signature
+    registry.submit(relayer, signed_change("setAttribute", typed, *split_signature(signature)))
+    (event,) = registry.change_log(ident).events
+    assert isinstance(event, AttributeChanged) and event.value == ED_KEY
+
+
+def test_signed_change_json_input_refused() -> None:
+    with pytest.raises(InvalidInput, match="65 bytes"):
+        split_signature("0x" + "11" * 64)
+    with pytest.raises(InvalidInput, match="hex"):
+        split_signature("0xzz")
+    assert split_signature(bytes(64) + b"\x01")[0] == 28
+    with pytest.raises(InvalidInput, match="0x-hex"):
+        change_fields_from_json("setAttribute", {"value": "text"})
+    with pytest.raises(InvalidInput, match="unknown signed operation"):
+        change_fields_from_json("mint", {})
 
 
 def test_signed_variants_refused(chain: Chain, registry: DIDRegistryClient) -> None:
