@@ -102,6 +102,8 @@ def audit(
         _print(doc)
     if not doc["ok"]:
         raise typer.Exit(1)
+    if doc.get("partial"):
+        raise typer.Exit(2)  # clean, but the range did not cover the whole history
 
 
 def _print(doc: dict[str, Any]) -> None:

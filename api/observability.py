@@ -73,6 +73,7 @@ _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "O
 _SANE_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HANDLER_MARK: Final = "_zhixin_observability"
 _URL_LOGGERS: Final = ("httpx", "httpx2", "httpcore", "urllib3")
+_CHATTY_LOGGERS: Final = ("alembic",)
 
 log = logging.getLogger("zhixin.observability")
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -171,6 +172,8 @@ def configure_logging(level: str = "info", json: bool = True) -> logging.Handler
     handler.setFormatter(JsonFormatter() if json else _TextFormatter())
     root.setLevel(lvl)
     for name in _URL_LOGGERS:  # their INFO lines carry full URLs, query strings included
+        logging.getLogger(name).setLevel(max(lvl, logging.WARNING))
+    for name in _CHATTY_LOGGERS:  # one line per migration plugin at every start: noise
         logging.getLogger(name).setLevel(max(lvl, logging.WARNING))
     return handler
 

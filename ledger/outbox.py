@@ -463,7 +463,7 @@ class Submitter:
         if free <= 0:
             return 0
         items = self.box._take(self.batch_size * free)
-        sent: list[tuple[list[str], str]] = []
+        sent: list[tuple[list[str], str, float]] = []  # ids, tx hash, sent at
         try:
             for k in range(0, len(items), self.batch_size):
                 batch = items[k : k + self.batch_size]

@@ -289,7 +289,7 @@ def main() -> int:
                 - sum(v for k, v in cpu0[1].items() if k != "db"),
                 1,
             ),
-            **{f"cpu_{k}_s": round(cpu1[1][k] - cpu0[1][k], 1) for k in cpu0[1]},
+            **{f"cpu_{k}_s": round(cpu1[1][k] - cpu0[1][k], 1) + 0.0 for k in cpu0[1]},
             "wall_s": round(time.perf_counter() - start, 1),
             "db": "postgresql" if args.database_url else "sqlite",
             "demo_seed": int(args.demo_seed),

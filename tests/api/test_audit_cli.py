@@ -76,3 +76,14 @@ def test_wrong_anchored_root_fails_with_the_finding(epochs: EpochHistory, tmp_pa
     doc = json.loads(r.stdout)
     assert doc["failed_checks"] == {"rule-set-document-missing": 1}
     assert doc["list_epochs"]["not_evaluated"] == 1
+
+
+def test_partial_clean_range_exits_2(epochs: EpochHistory) -> None:
+    """A clean replay that stops before the head is not a pass of the whole history."""
+    anchor, _com = epochs.anchor()
+    epochs.write(1)
+    r = audit("--json", "--to-block", str(anchor.anchored_at), "--workers", "1")
+    assert r.exit_code == 2, r.output
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["partial"]
+    assert audit("--json", "--workers", "1").exit_code == 0  # the whole history: a pass

@@ -83,7 +83,7 @@ def test_callers_that_arrive_during_a_commit_share_the_next_one(tmp_path: Path) 
         def work(conn: Connection) -> int:
             conn.execute(text(f"INSERT INTO t VALUES ({k})"))
             with engine.connect() as other:  # nothing is visible before the shared commit
-                seen_outside.append(int(other.execute(text("SELECT count(*) FROM t")).scalar()))
+                seen_outside.append(other.execute(text("SELECT count(*) FROM t")).scalar_one())
             if k == 2:
                 raise RuntimeError("this caller fails")
             return k
@@ -135,7 +135,7 @@ class Signed:
         self.agency = self.w.agency()
 
     def items(self, n: int) -> list[tuple[bytes, str, SignedRecord, str | None]]:
-        out = []
+        out: list[tuple[bytes, str, SignedRecord, str | None]] = []
         for _ in range(n):
             s = self.w.sign(self.w.record(), self.agency)
             out.append((record_digest(s.record, self.domain), self.agency.address, s, None))

@@ -11,6 +11,9 @@
 * :func:`sign_in`: ``sign_in(page, demo_server, "agency-tax")`` clicks that demo identity's
   button on ``/signin`` and waits until the browser has left ``/signin``.
 
+``ZHIXIN_TEST_DEMO_URL`` + ``ZHIXIN_TEST_DEMO_DATA_DIR`` point the journeys at a server that is
+already running instead (e.g. ``make serve`` on anvil, to walk them on the real node).
+
 Every test using these fixtures runs in the xdist group ``browser`` (one server, one browser
 per run under ``-n 2 --dist loadgroup``). Without ``/usr/bin/chromium`` the tests are skipped,
 except in CI (``$CI`` set), where that is a failure.
@@ -75,7 +78,7 @@ def _require_chromium() -> None:
 class DemoServer:
     url: str
     data_dir: Path
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None
     stdout: Path
     stderr: Path
     demo: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -113,6 +116,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     _require_chromium()
+    given = os.environ.get("ZHIXIN_TEST_DEMO_URL")
+    if given:
+        given_dir = Path(os.environ["ZHIXIN_TEST_DEMO_DATA_DIR"])
+        server = DemoServer(given.rstrip("/"), given_dir, None, given_dir / "-", given_dir / "-")
+        _wait_ready(server)
+        server.demo = json.loads((given_dir / "demo" / "index.json").read_text())
+        server.scenario = json.loads((given_dir / "demo" / "scenario.json").read_text())
+        yield server
+        return
     root = tmp_path_factory.mktemp("demo-server")
     data_dir = root / "data"
     port = free_port()
@@ -158,7 +170,7 @@ def _wait_ready(server: DemoServer) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     last = "no answer"
     while time.monotonic() < deadline:
-        code = server.proc.poll()
+        code = server.proc.poll() if server.proc is not None else None
         if code is not None:
             raise AssertionError(f"zhixin serve exited with {code}\n{server.log_tail()}")
         try:
