@@ -26,6 +26,7 @@ serve: bootstrap
 test: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	npx --no-install solhint --noPoster 'contracts/src/**/*.sol' > /dev/null
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 

@@ -176,7 +176,7 @@ class ErrorDecoder:
         for abi in abis:
             for item in abi:
                 if item.get("type") == "error":
-                    self._errors[function_abi_to_4byte_selector(item)] = item
+                    self._errors[function_abi_to_4byte_selector(cast(Any, item))] = item
 
     def decode(self, data: bytes) -> tuple[str | None, tuple[Any, ...]]:
         if len(data) < 4:
@@ -301,7 +301,9 @@ class Sender:
         with self._lock:
             if self._nonce is None:
                 self._nonce = int(
-                    self.chain._rpc(lambda: w3.eth.get_transaction_count(self.address, "pending"))
+                    self.chain._rpc(
+                        lambda: w3.eth.get_transaction_count(cast(Any, self.address), "pending")
+                    )
                 )
             tx: dict[str, Any] = {
                 "nonce": self._nonce,

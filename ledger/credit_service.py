@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, and_, select
 
@@ -423,7 +423,7 @@ class CreditService:
                     import json
 
                     subj = json.loads(pend[1])["record"]["subject"]
-                    row = (pend[0], subj)
+                    row = cast(Any, (pend[0], subj))
         if row is None:
             raise _Problem("unknown-ref", f"referenced record {ref} is not on the ledger")
         if row[0] != agency:
@@ -611,7 +611,7 @@ class CreditService:
                     "lifecycle": ["0x" + v.hex() for v in c.lifecycle],
                 }
             )
-        out.sort(key=lambda r: r["seq"])
+        out.sort(key=lambda r: cast(int, r["seq"]))
         return out[q.offset : q.offset + q.limit]
 
 
@@ -648,7 +648,7 @@ def pure_check(item: Any, domain: Eip712Domain, now: int) -> tuple[bytes, str, S
     if extra:
         raise _Problem("malformed", f"unknown item fields: {', '.join(sorted(extra))}")
     try:
-        rec = record_from_json(item.get("record"))  # record problems first: likelier
+        rec = record_from_json(cast(Any, item.get("record")))  # record problems first: likelier
         sig = item.get("signature")
         if not isinstance(sig, str) or not _SIG.fullmatch(sig):
             raise InvalidSignature("signature must be 0x followed by 128 or 130 hex digits")

@@ -31,7 +31,7 @@ def create_keystore(path: Path, password: str, *, kdf: str = "scrypt") -> LocalA
     if path.exists():
         raise KeystoreError(f"keystore {path} already exists")
     acct = cast(LocalAccount, Account.create())
-    doc = Account.encrypt(acct.key, password, kdf=kdf)
+    doc = Account.encrypt(acct.key, password, kdf=cast(Any, kdf))
     write_json_atomic(path, doc, mode=0o600)
     return acct
 

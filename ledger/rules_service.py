@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
@@ -319,7 +319,7 @@ class RulesService:
         if through_seq is not None:
             stmt = stmt.where(credit_records.c.seq > through_seq)
         with self.engine.connect() as conn:
-            return [entry_from_row(r._mapping) for r in conn.execute(stmt)]
+            return [entry_from_row(cast(Mapping[str, Any], r._mapping)) for r in conn.execute(stmt)]
 
     def entries_from_chain(self, to_block: int | None = None) -> list[LedgerEntry]:
         """Every accepted record read from CreditRecorded logs (no database)."""
@@ -329,9 +329,8 @@ class RulesService:
         for e in self.ledger.fetch_records(self.deploy_block, to_block):
             if e.block_number not in stamps:
                 n = e.block_number
-                stamps[n] = int(
-                    self.ledger.chain._rpc(lambda n=n: w3.eth.get_block(n))["timestamp"]
-                )
+                block: Any = self.ledger.chain._rpc(lambda n=n: w3.eth.get_block(n))  # type: ignore[misc]
+                stamps[n] = int(block["timestamp"])
             rec, log = e.log.signed.record, e.log
             out.append(
                 LedgerEntry(
@@ -776,7 +775,7 @@ class RulesService:
                         created_at=now,
                     )
                 )
-                change_id = int(res.inserted_primary_key[0])
+                change_id = int(cast(Any, res.inserted_primary_key)[0])
                 if self.webhooks is not None:
                     queued += self._enqueue(conn, rs, content, change, change_id, seq, now)
         if queued and self.webhooks is not None:
@@ -849,7 +848,7 @@ class RulesService:
             "seq": seq,
             "created_at": now,
         }
-        return self.webhooks.enqueue(conn, body["id"], {x.agency for x in found}, body)
+        return self.webhooks.enqueue(conn, str(body["id"]), {x.agency for x in found}, body)
 
     def changes(self, subject: bytes | None = None, limit: int = 100) -> list[dict[str, Any]]:
         stmt = select(rule_list_changes).order_by(rule_list_changes.c.id.desc()).limit(limit)
