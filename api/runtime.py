@@ -82,6 +82,15 @@ class Runtime:
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
+    def tlog_final_depth(self) -> int:
+        """How deep a record must be before the transparency log appends it: as deep as the
+        outbox's finality on a node that can lose its last blocks; 0 on the embedded chain,
+        which cannot lose blocks without the service."""
+        if self.settings.chain == "embedded":
+            return 0
+        return self.submitter.final_depth if self.submitter is not None else 5
+
+    @property
     def roles(self) -> RolesClient:
         return RolesClient(self.chain, self.deployment.address("Roles"))
 
@@ -150,7 +159,10 @@ class Runtime:
         assert self.engine is not None
         origin = log_origin(self.deployment.chain_id, self.deployment.address("CreditLedger"))
         self.tlog = TransparencyLog.from_index(
-            self.engine, origin, load_or_create_key(self.settings.data_dir)
+            self.engine,
+            origin,
+            load_or_create_key(self.settings.data_dir),
+            final_depth=self.tlog_final_depth,
         )
         publisher = getattr(self.rules, "publisher", None)
         self.anchorer = Anchorer(

@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eth_abi import encode
 from eth_utils import keccak
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from .chain import Sender, TxResult
-from .db import credit_records
+from .db import credit_records, index_cursor
 from .errors import InvalidInput, ZhixinError
 from .tlog import (
     Checkpoint,
@@ -101,11 +101,19 @@ def _id_bytes(value: str) -> bytes:
 
 
 class TransparencyLog:
-    """The in-memory tree over record ids, with signed checkpoints and proofs."""
+    """The in-memory tree over record ids, with signed checkpoints and proofs.
 
-    def __init__(self, origin: str, key: Ed25519PrivateKey) -> None:
+    A leaf is appended only once its block is ``final_depth`` blocks below the index's cursor:
+    a node that loses its last blocks in a crash (anvil saves its state every few seconds) makes
+    the index roll back and the outbox re-send, and re-sent records may land in another order.
+    A transparency log must never un-append (its signed checkpoints promise every later tree
+    extends them), so it waits until such a rollback can no longer reach the leaf.
+    """
+
+    def __init__(self, origin: str, key: Ed25519PrivateKey, *, final_depth: int = 0) -> None:
         self.origin = origin
         self.key = key
+        self.final_depth = final_depth
         self.tree = MerkleTree()
         self.ids: list[bytes] = []
         self._index: dict[bytes, int] = {}
@@ -136,13 +144,24 @@ class TransparencyLog:
             return self.tree.size
 
     def sync(self, engine: Engine) -> int:
-        """Append indexed records with seq >= size, stopping at the first gap."""
+        """Append indexed records with seq >= size, stopping at the first gap (and, with
+        ``final_depth``, at the first record not yet that deep below the index's cursor)."""
+        stmt = (
+            select(credit_records.c.seq, credit_records.c.id)
+            .where(credit_records.c.seq >= self.size)
+            .order_by(credit_records.c.seq)
+        )
         with engine.connect() as conn:
-            rows = conn.execute(
-                select(credit_records.c.seq, credit_records.c.id)
-                .where(credit_records.c.seq >= self.size)
-                .order_by(credit_records.c.seq)
-            ).all()
+            if self.final_depth > 0:
+                cursor = conn.execute(
+                    select(func.max(index_cursor.c.block_number)).where(
+                        index_cursor.c.name == "main"
+                    )
+                ).scalar()
+                if cursor is None:
+                    return self.size
+                stmt = stmt.where(credit_records.c.block_number <= int(cursor) - self.final_depth)
+            rows = conn.execute(stmt).all()
         nxt, new = self.size, []
         for seq, rid in rows:
             if int(seq) != nxt:
@@ -152,8 +171,10 @@ class TransparencyLog:
         return self.extend(new) if new else self.size
 
     @classmethod
-    def from_index(cls, engine: Engine, origin: str, key: Ed25519PrivateKey) -> TransparencyLog:
-        log = cls(origin, key)
+    def from_index(
+        cls, engine: Engine, origin: str, key: Ed25519PrivateKey, *, final_depth: int = 0
+    ) -> TransparencyLog:
+        log = cls(origin, key, final_depth=final_depth)
         log.sync(engine)
         return log
 

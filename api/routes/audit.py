@@ -50,7 +50,9 @@ def _tlog(request: Request, rt: Any) -> TransparencyLog:
         if log is None:
             origin = log_origin(rt.deployment.chain_id, rt.deployment.address("CreditLedger"))
             key = load_or_create_key(rt.settings.data_dir)
-            log = TransparencyLog.from_index(rt.engine, origin, key)
+            log = TransparencyLog.from_index(
+                rt.engine, origin, key, final_depth=getattr(rt, "tlog_final_depth", 0)
+            )
             request.app.state.tlog = log
     log.sync(rt.engine)
     return log

@@ -28,6 +28,32 @@ def _b(s: str) -> bytes:
     return base64.b64decode(s)
 
 
+def test_leaves_wait_until_final_depth(embedded_chain: Chain, tmp_path: Path) -> None:
+    """With ``final_depth`` a record joins the log only once its block is that deep below the
+    index cursor: a node crash that loses the last blocks can then never reorder the log."""
+    gov = Sender(embedded_chain, new_account(), decoder())
+    dep = deploy_contracts(embedded_chain, gov)
+    h = History(embedded_chain, gov, dep)
+    engine = make_engine(f"sqlite:///{tmp_path / 'i.db'}")
+    migrate(engine)
+    indexer = Indexer(embedded_chain, engine, dep)
+    key = load_or_create_key(tmp_path)
+    origin = log_origin(dep.chain_id, h.ledger.address)
+    assert TransparencyLog.from_index(engine, origin, key, final_depth=3).size == 0  # no cursor
+    ids = h.write(h.agency([301]), 2)  # each write is its own block on the embedded chain
+    indexer.sync()
+    log = TransparencyLog.from_index(engine, origin, key, final_depth=3)
+    assert log.size == 0  # the records' blocks are the newest ones
+    eager = TransparencyLog.from_index(engine, origin, key)
+    assert eager.size == 2
+    for _ in range(3):  # more blocks on top (other records)
+        h.write(h.agency([301]), 1)
+    indexer.sync()
+    assert log.sync(engine) >= 2
+    assert log.ids[:2] == ids[:2]
+    assert log.size < eager.sync(engine)  # the newest records still wait
+
+
 def test_log_from_index(embedded_chain: Chain, tmp_path: Path) -> None:
     gov = Sender(embedded_chain, new_account(), decoder())
     dep = deploy_contracts(embedded_chain, gov)
