@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, and_, or_, select
 
 from identity.ids import IdentifierPolicy, InvalidIdentifier, pseudonym, validate_ric, validate_uscc
 
@@ -80,6 +80,10 @@ class RecordQuery:
     until: int | None = None
     limit: int = 100
     offset: int = 0
+    # a natural person's records only where the reader is that person (pseudonym) or the
+    # writing agency (address); None: no restriction (an auditor, or one subject's query whose
+    # access was decided before). Applied in SQL so limit/offset count visible rows only.
+    persons_visible_to: tuple[str | None, str | None] | None = None
 
 
 @dataclass
@@ -543,6 +547,14 @@ class CreditService:
             stmt = stmt.where(t.c.block_timestamp >= q.since)
         if q.until is not None:
             stmt = stmt.where(t.c.block_timestamp <= q.until)
+        if q.persons_visible_to is not None:
+            me, agency = q.persons_visible_to
+            allowed = [t.c.subject_kind != int(SubjectKind.PERSON)]
+            if me is not None:
+                allowed.append(t.c.subject == me.lower())
+            if agency is not None:
+                allowed.append(t.c.agency == agency)
+            stmt = stmt.where(or_(*allowed))
         return stmt
 
     def history(self, q: RecordQuery) -> list[dict[str, Any]]:

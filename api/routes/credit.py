@@ -280,6 +280,9 @@ def query(
         q.agency = scope
     if category is not None:
         q.category = credit._category(category).id
+    if subject_id is None and not reader.auditor:  # visibility in SQL: pages are never short
+        me = reader.session.pseudonym if reader.session is not None else None
+        q.persons_visible_to = (me, reader.agency)
     if view == "history":
         return {"view": "history", "records": reader.filter(credit.history(q))}
     return {

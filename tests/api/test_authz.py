@@ -100,6 +100,15 @@ def test_record_queries(env: dict[str, Any]) -> None:
     assert {r["id"] for r in audited.json()["records"]} == {env["pid"], env["eid"]}
     ent = c.get("/v1/credit-records", params={"subject_kind": "entity", "subject_id": ENTITY})
     assert [r["id"] for r in ent.json()["records"]] == [env["eid"]]
+    # visibility is applied before limit/offset: the person's record (first in ledger order)
+    # does not leave an anonymous page of one empty, nor take another agency's slot
+    for who in ({}, h("agency-market"), env["stranger"]):
+        for view in ("current", "history"):
+            page = c.get("/v1/credit-records", params={"limit": 1, "view": view}, headers=who)
+            assert [r["id"] for r in page.json()["records"]] == [env["eid"]], (who, view)
+    for who in (h("agency-tax"), env["citizen"]):  # they may see the person's record: first
+        page = c.get("/v1/credit-records", params={"limit": 1, "view": "history"}, headers=who)
+        assert [r["id"] for r in page.json()["records"]] == [env["pid"]]
 
 
 def test_prepare_needs_an_agency_session_for_itself(env: dict[str, Any]) -> None:
