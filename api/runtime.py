@@ -203,7 +203,9 @@ class Runtime:
         assert self.engine is not None and self.credit is not None and self.indexer is not None
         measures = load_measures()
         self.webhooks = WebhookService(
-            self.engine, known_sectors={m.agency for m in measures.measures}
+            self.engine,
+            known_sectors={m.agency for m in measures.measures},
+            secret_key=_webhook_key(self.settings),
         )
         publisher = None
         key = self.dev_identities.get("rule-publisher", {}).get("private_key")
@@ -408,6 +410,16 @@ def _relayer_account(settings: Settings) -> LocalAccount:
     if path.exists():
         return load_keystore(path, settings.password())
     return create_keystore(path, settings.password())
+
+
+def _webhook_key(settings: Settings) -> bytes:
+    """The key that seals webhook secrets at rest: derived from the district secret (HKDF), so
+    it lives in configuration like that secret and never in the database."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    hkdf = HKDF(hashes.SHA256(), 32, salt=None, info=b"zhixin webhook secrets v1")
+    return hkdf.derive(_district_secret(settings))
 
 
 def _district_secret(settings: Settings) -> bytes:

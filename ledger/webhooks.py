@@ -21,14 +21,20 @@ Invariants:
   nothing is dropped. Rows live in the database, so a restart resumes where it stopped.
 - The worker thread is started and stopped by the owner (the Runtime); :meth:`deliver_due`
   is also callable directly (tests, CLI).
+- With a ``secret_key`` (the service derives one from the district secret), shared secrets are
+  stored AES-256-GCM encrypted (``enc1:`` + base64 of nonce || ciphertext, the subscription id
+  as associated data), so a copy of the database alone does not let anyone forge deliveries.
+  Rows written without a key (``enc1:`` absent) are read as they are.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -39,10 +45,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, and_, insert, select, update
 
 from .chain import parse_address
-from .errors import InvalidInput, NotFound
+from .errors import ConfigurationError, InvalidInput, NotFound
 from .rules_db import webhook_deliveries, webhook_subscriptions
 
 __all__ = [
@@ -68,6 +75,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+_SEALED = "enc1:"
 
 
 def sign_body(secret: bytes, body: bytes) -> str:
@@ -122,7 +132,11 @@ class WebhookService:
         backoff_max: float = 3600.0,
         timeout: float = 5.0,
         poll: float = 0.5,
+        secret_key: bytes | None = None,
     ) -> None:
+        if secret_key is not None and len(secret_key) != 32:
+            raise ValueError("secret_key must be 32 bytes (AES-256-GCM)")
+        self._aead = AESGCM(secret_key) if secret_key is not None else None
         self.engine = engine
         self.known_sectors = frozenset(known_sectors)
         self.clock = clock
@@ -134,6 +148,23 @@ class WebhookService:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pass_lock = threading.Lock()
+
+    # ---- secrets at rest ----
+
+    def _seal(self, sid: str, secret: str) -> str:
+        if self._aead is None:
+            return secret
+        nonce = os.urandom(12)
+        ct = self._aead.encrypt(nonce, secret.encode(), sid.encode())
+        return _SEALED + base64.b64encode(nonce + ct).decode("ascii")
+
+    def _open(self, sid: str, stored: str) -> str:
+        if not stored.startswith(_SEALED):
+            return stored  # written before secrets were sealed
+        if self._aead is None:
+            raise ConfigurationError("webhook secrets are sealed: the service needs its key")
+        raw = base64.b64decode(stored[len(_SEALED) :])
+        return self._aead.decrypt(raw[:12], raw[12:], sid.encode()).decode()
 
     # ---- subscriptions ----
 
@@ -165,7 +196,7 @@ class WebhookService:
                     agency=agency,
                     url=url,
                     sectors=",".join(secs),
-                    secret=secret,
+                    secret=self._seal(sid, secret),
                     active=True,
                     created_at=now,
                 )
@@ -262,7 +293,15 @@ class WebhookService:
         now_ms = int(self.clock() * 1000)
         with self.engine.connect() as conn:
             due = conn.execute(
-                select(t.c.id, t.c.event_id, t.c.body, t.c.attempts, s.c.url, s.c.secret)
+                select(
+                    t.c.id,
+                    t.c.event_id,
+                    t.c.body,
+                    t.c.attempts,
+                    s.c.id.label("sid"),
+                    s.c.url,
+                    s.c.secret,
+                )
                 .join(s, s.c.id == t.c.subscription_id)
                 .where(and_(t.c.status == "pending", t.c.next_attempt_at <= now_ms))
                 .order_by(t.c.next_attempt_at, t.c.id)
@@ -279,7 +318,7 @@ class WebhookService:
                 "X-Zhixin-Event": event,
                 "X-Zhixin-Delivery": row.event_id,
                 TIMESTAMP_HEADER: str(int(self.clock())),
-                SIGNATURE_HEADER: sign_body(row.secret.encode(), body),
+                SIGNATURE_HEADER: sign_body(self._open(row.sid, row.secret).encode(), body),
             }
             status, error = self._post(row.url, body, headers)
             attempts = int(row.attempts) + 1

@@ -139,3 +139,44 @@ def test_subscription_validation(tmp_path: Path) -> None:
             svc.subscribe(*args)
     _, secret = svc.subscribe(AGENCY, "http://x/", ["market"])
     assert len(secret) == 64
+
+
+def test_secrets_are_sealed_at_rest(tmp_path: Path, receiver: Receiver) -> None:
+    """With a key, the database holds only AES-GCM ciphertext bound to the subscription id;
+    deliveries are still signed with the real secret; plaintext rows of before still work."""
+    from sqlalchemy import select, update
+
+    from ledger.errors import ConfigurationError
+    from ledger.rules_db import webhook_subscriptions as subs
+
+    receiver.fail_first = 0
+    engine = make_engine(f"sqlite:///{tmp_path / 'hooks.db'}")
+    migrate(engine)
+    key = bytes(range(32))
+    svc = WebhookService(engine, known_sectors={"market"}, secret_key=key, poll=0.02)
+    sub, _ = svc.subscribe(AGENCY, receiver.url, ["market"], SECRET)
+    legacy, _ = WebhookService(engine, known_sectors={"market"}).subscribe(
+        AGENCY, receiver.url, ["market"], "p" * 32
+    )
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(subs.c.id, subs.c.secret)).all())
+    assert stored[sub.id].startswith("enc1:") and SECRET not in stored[sub.id]
+    assert stored[legacy.id] == "p" * 32
+    with engine.begin() as conn:
+        svc.enqueue(conn, "lc-9", {"market"}, {"id": "lc-9", "type": "list.entered"})
+    assert svc.deliver_due() == 2
+    by_sub = {json.loads(b)["subscription"]: h[SIGNATURE_HEADER] for _, b, h in receiver.seen}
+    bodies = {json.loads(b)["subscription"]: b for _, b, _ in receiver.seen}
+    assert verify_signature(SECRET.encode(), bodies[sub.id], by_sub[sub.id])
+    assert verify_signature(b"p" * 32, bodies[legacy.id], by_sub[legacy.id])
+    # a sealed secret copied onto another subscription does not open (id is bound in)
+    with engine.begin() as conn:
+        conn.execute(update(subs).where(subs.c.id == legacy.id).values(secret=stored[sub.id]))
+    from cryptography.exceptions import InvalidTag
+
+    with pytest.raises(InvalidTag):
+        svc._open(legacy.id, stored[sub.id])
+    with pytest.raises(ConfigurationError):  # no key: sealed secrets cannot be used
+        WebhookService(engine)._open(sub.id, stored[sub.id])
+    with pytest.raises(ValueError):
+        WebhookService(engine, secret_key=b"short")
