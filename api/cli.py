@@ -35,6 +35,8 @@ app = typer.Typer(
 )
 roles_app = typer.Typer(help="On-chain roles: grant, revoke, list.", no_args_is_help=True)
 app.add_typer(roles_app, name="roles")
+keys_app = typer.Typer(help="Encrypted keystores for the service's own keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 app.add_typer(rules_app, name="rules")
 app.add_typer(records_app, name="records")
 for _sub, _name in IDENTITY_TYPERS:  # did, credentials, wallet (api/cli_identity.py)
@@ -279,6 +281,24 @@ def roles_revoke(
         chain.close()
         if node:
             node.stop()
+
+
+@keys_app.command("new")
+def keys_new(
+    path: Annotated[
+        Path, typer.Argument(help="where to write the keystore (refuses to overwrite)")
+    ],
+    password_file: PasswordFile = None,
+) -> None:
+    """Create an encrypted keystore (scrypt, mode 0600) and print only its address — e.g. the
+    rule publisher's `DATA_DIR/publisher.keystore.json`, then `zhixin roles grant
+    rule_publisher ADDRESS`. The password comes from --password-file or
+    ZHIXIN_KEYSTORE_PASSWORD, the same one the service reads."""
+    from ledger.keys import create_keystore
+
+    settings = _settings(password_file=password_file)
+    acct = create_keystore(path, settings.password())
+    out.print(acct.address, markup=False, highlight=False)
 
 
 @roles_app.command("list")

@@ -237,3 +237,29 @@ def test_serve_refuses_other_chain_id_and_missing_anvil(
     assert not (tmp_path / "y" / "deployment.json").exists()
     assert not (tmp_path / "y" / "governor.keystore.json").exists()
     assert not (tmp_path / "x" / "deployment.json").exists()
+
+
+def test_keys_new_writes_an_encrypted_keystore(tmp_path: Path) -> None:
+    """`zhixin keys new`: a 0600 scrypt keystore the service can load, the address printed,
+    never the key; no password or an existing file → one clear line and exit 1."""
+    from ledger.keys import load_keystore
+
+    path = tmp_path / "publisher.keystore.json"
+    env = {**os.environ, "ZHIXIN_KEYSTORE_PASSWORD": "correct horse"}
+    env.pop("ZHIXIN_DEV", None)
+    r = subprocess.run([ZHIXIN, "keys", "new", str(path)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    address = r.stdout.strip()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    acct = load_keystore(path, "correct horse")
+    assert acct.address == address and bytes(acct.key).hex() not in r.stdout + path.read_text()
+    again = subprocess.run(
+        [ZHIXIN, "keys", "new", str(path)], capture_output=True, text=True, env=env
+    )
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.stderr.count("\n") == 1
+    nopw = {k: v for k, v in env.items() if k != "ZHIXIN_KEYSTORE_PASSWORD"}
+    r = subprocess.run(
+        [ZHIXIN, "keys", "new", str(tmp_path / "x.json")], capture_output=True, text=True, env=nopw
+    )
+    assert r.returncode == 1 and "password" in r.stderr and not (tmp_path / "x.json").exists()
