@@ -16,6 +16,9 @@ Invariants:
   with the contract's error name), so these need no session. Lost-key recovery
   (``/dids/recover``) needs an ISSUER session and is sent as the configured issuer.
 * ``now`` is read once per request and handed to the pure verifiers.
+* Selective disclosure (SD-JWT VC, :mod:`identity.sdjwt`): ``/credentials/issue-sd`` as
+  ``/credentials/issue`` (ISSUER session, the configured issuer), ``/presentations/verify-sd``
+  as ``/presentations/verify`` (public, 200 with every named check, the same challenges).
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ from starlette.requests import ClientDisconnect
 from identity.did import SIGNED_OPS, DidChainMismatch, InvalidDidEthr, UnsupportedDidMethod
 from identity.multikey import InvalidDid
 from identity.proofs import CRYPTOSUITES, EDDSA_JCS_2022
+from identity.sdjwt import DISCLOSABLE, MAX_PRESENTATION
 from identity.status import StatusPurpose
 from ledger.chain import TxResult
 from ledger.errors import ContractReverted, InvalidInput, NotFound
 
 from ..deps import IssuerSession
 from ..identity_services import IdentityServices, get_identity
+from ..sdjwt_services import issue_sd, verify_sd
 
 __all__ = ["router"]
 
@@ -304,6 +309,68 @@ async def verify_presentation(request: Request) -> Response:
         lambda: ids.verify_presentation(vp, datetime.now(UTC), challenge=challenge, domain=domain)
     )
     return _json_response(result.to_json())
+
+
+class SdSubjectIn(SubjectIn):
+    residenceDistrictCode: str | None = Field(
+        default=None, pattern=r"^\d{6}$", description="GB/T 2260 code (e.g. 440604 Chancheng)"
+    )
+    holderKeyId: str | None = Field(
+        default=None, description="the holder's Ed25519 authentication key (did:ethr: required)"
+    )
+
+
+class SdCredentialIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    credentialSubject: SdSubjectIn
+    validFrom: datetime | None = None
+    validUntil: datetime | None = None
+
+
+class IssueSdIn(BaseModel):
+    credential: SdCredentialIn
+
+
+class VerifySdIn(BaseModel):
+    presentation: str = Field(
+        max_length=MAX_PRESENTATION, description="<issuer-jwt>~<disclosures>~<kb-jwt>"
+    )
+    domain: str | None = Field(default=None, description="the verifier's domain (= KB-JWT aud)")
+
+
+@router.post(
+    "/credentials/issue-sd",
+    status_code=201,
+    summary="Issue the identity credential as an SD-JWT VC (selective disclosure)",
+)
+def issue_sd_credential(
+    body: IssueSdIn, ids: IdentityDep, _issuer: IssuerSession
+) -> dict[str, Any]:
+    now = _now()
+    cred = body.credential
+    valid_from = _aware(cred.validFrom, now)
+    valid_until = _aware(cred.validUntil, valid_from + DEFAULT_VALIDITY)
+    subject = cred.credentialSubject
+    rec = issue_sd(
+        ids,
+        holder=subject.id,
+        holder_key_id=subject.holderKeyId,
+        claims=subject.model_dump(exclude={"id", "holderKeyId"}),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        now=now,
+    )
+    return {
+        "sdJwt": rec.sd_jwt,
+        "credentialId": rec.credential_id,
+        "holderKeyId": rec.holder_key_id,
+        "disclosable": list(DISCLOSABLE),
+    }
+
+
+@router.post("/presentations/verify-sd", summary="Verify an SD-JWT VC presentation")
+def verify_sd_presentation(body: VerifySdIn, ids: IdentityDep) -> dict[str, Any]:
+    return verify_sd(ids, body.presentation, datetime.now(UTC), domain=body.domain).to_json()
 
 
 @router.post("/credentials/status", summary="Revoke, suspend or unsuspend a credential")
