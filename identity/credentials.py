@@ -73,6 +73,7 @@ __all__ = [
     "CredentialRegistryClient",
     "IssuedCredential",
     "IssuerService",
+    "NamedChecks",
     "RegistryView",
     "StatusListInfo",
     "VerificationLevel",
@@ -366,17 +367,32 @@ class CheckResult:
     message: str
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def passed(cls, name: str, message: str, **details: Any) -> CheckResult:
+        return cls(name, True, "ok", message, details)
 
-@dataclass(frozen=True)
-class VerificationResult:
-    """Every check of :data:`CHECKS`, by name; verified only if all passed."""
+    @classmethod
+    def failure(cls, name: str, code: str, message: str, **details: Any) -> CheckResult:
+        return cls(name, False, code, message, details)
 
-    credential_hash: bytes | None
+    def to_json(self) -> dict[str, Any]:
+        head = {"name": self.name, "ok": self.ok, "code": self.code, "message": self.message}
+        return {**head, **self.details}
+
+
+class NamedChecks:
+    """What every verification result offers over its ``checks``: verified only if all
+    passed, the failed names, one check by name, and the checks as JSON."""
+
     checks: tuple[CheckResult, ...]
 
     @property
     def verified(self) -> bool:
         return all(c.ok for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.checks if not c.ok)
 
     def check(self, name: str) -> CheckResult:
         for c in self.checks:
@@ -384,27 +400,27 @@ class VerificationResult:
                 return c
         raise KeyError(name)
 
-    @property
-    def failed(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.checks if not c.ok)
+    def checks_json(self) -> list[dict[str, Any]]:
+        return [c.to_json() for c in self.checks]
+
+
+@dataclass(frozen=True)
+class VerificationResult(NamedChecks):
+    """Every check of :data:`CHECKS`, by name; verified only if all passed."""
+
+    credential_hash: bytes | None
+    checks: tuple[CheckResult, ...]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "verified": self.verified,
             "credentialHash": None if self.credential_hash is None else self.credential_hash.hex(),
-            "checks": [
-                {"name": c.name, "ok": c.ok, "code": c.code, "message": c.message, **c.details}
-                for c in self.checks
-            ],
+            "checks": self.checks_json(),
         }
 
 
-def _ok(name: str, message: str, **details: Any) -> CheckResult:
-    return CheckResult(name, True, "ok", message, details)
-
-
-def _bad(name: str, code: str, message: str, **details: Any) -> CheckResult:
-    return CheckResult(name, False, code, message, details)
+_ok = CheckResult.passed
+_bad = CheckResult.failure
 
 
 @functools.lru_cache(maxsize=4096)

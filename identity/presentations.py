@@ -41,7 +41,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.pool import QueuePool
 
 from identity.credentials import CHECKS as CREDENTIAL_CHECKS
-from identity.credentials import CheckResult, VerificationResult
+from identity.credentials import CheckResult, NamedChecks, VerificationResult
 from identity.did import ChangeLog, OwnerChanged, build_resolution
 from identity.jsonld import bundled_context_urls
 from identity.proofs import EDDSA_JCS_2022, add_proof, verify_proof
@@ -187,7 +187,7 @@ def holder_key_from_log(vm_id: str, log: ChangeLog, now: datetime | int) -> Ed25
 
 
 @dataclass(frozen=True)
-class PresentationResult:
+class PresentationResult(NamedChecks):
     """Every check of :data:`CHECKS` by name, and each credential's own result."""
 
     checks: tuple[CheckResult, ...]
@@ -196,39 +196,18 @@ class PresentationResult:
     challenge: str | None = None
     domain: str | None = None
 
-    @property
-    def verified(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    @property
-    def failed(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.checks if not c.ok)
-
-    def check(self, name: str) -> CheckResult:
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "verified": self.verified,
             "holder": self.holder,
             "failed": list(self.failed),
-            "checks": [
-                {"name": c.name, "ok": c.ok, "code": c.code, "message": c.message, **c.details}
-                for c in self.checks
-            ],
+            "checks": self.checks_json(),
             "credentials": [r.to_json() for r in self.credentials],
         }
 
 
-def _ok(name: str, message: str, **details: Any) -> CheckResult:
-    return CheckResult(name, True, "ok", message, details)
-
-
-def _bad(name: str, code: str, message: str, **details: Any) -> CheckResult:
-    return CheckResult(name, False, code, message, details)
+_ok = CheckResult.passed
+_bad = CheckResult.failure
 
 
 def _as_list(value: Any) -> list[Any]:

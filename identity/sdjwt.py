@@ -48,7 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from stdnum.cn import ric as stdnum_ric
 
-from identity.credentials import CheckResult, VerificationLevel, issuer_account
+from identity.credentials import CheckResult, NamedChecks, VerificationLevel, issuer_account
 from identity.ids import InvalidIdentifier, validate_ric
 from identity.presentations import CHALLENGE_OUTCOMES, ChallengeConsumer
 from ledger.errors import InvalidInput, ZhixinError
@@ -331,7 +331,7 @@ def present_sd_jwt(
 
 
 @dataclass(frozen=True)
-class SdJwtResult:
+class SdJwtResult(NamedChecks):
     """Every check of :data:`CHECKS` by name; ``disclosed`` only the disclosed claims."""
 
     checks: tuple[CheckResult, ...]
@@ -340,42 +340,21 @@ class SdJwtResult:
     holder: str | None = None
     verification_level: str | None = None
 
-    @property
-    def verified(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    @property
-    def failed(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.checks if not c.ok)
-
-    def check(self, name: str) -> CheckResult:
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "verified": self.verified,
             "issuer": self.issuer,
             "holder": self.holder,
             "failed": list(self.failed),
-            "checks": [
-                {"name": c.name, "ok": c.ok, "code": c.code, "message": c.message, **c.details}
-                for c in self.checks
-            ],
+            "checks": self.checks_json(),
             # claims only when every check passed: nothing unverified is handed on
             "disclosed": dict(self.disclosed) if self.verified else {},
             "verificationLevel": self.verification_level if self.verified else None,
         }
 
 
-def _ok(name: str, message: str, **details: Any) -> CheckResult:
-    return CheckResult(name, True, "ok", message, details)
-
-
-def _bad(name: str, code: str, message: str, **details: Any) -> CheckResult:
-    return CheckResult(name, False, code, message, details)
+_ok = CheckResult.passed
+_bad = CheckResult.failure
 
 
 def _disclosures(
