@@ -4,8 +4,6 @@ outbox rows kept, the one-open-objection constraint holds, and the branch downgr
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,54 +11,20 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, insert, inspect, select, text
+from sqlalchemy import Engine, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from ledger.db import make_engine, migrate, objections, outbox
+from ledger.db import migrate, objections, outbox
+from tests.dbs import DB_PARAMS, fresh_database
 
-PG_URL = os.environ.get("ZHIXIN_TEST_POSTGRES_URL")
 OLD_HEADS = ("0002_challenges", "0003_rules", "0004_auth")
 
 
-def _pg_engine() -> Iterator[Engine]:
-    assert PG_URL is not None
-    name = "zx_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    eng = make_engine(url)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not PG_URL, reason="ZHIXIN_TEST_POSTGRES_URL not set"),
-            ],
-        ),
-    ]
-)
+@pytest.fixture(params=DB_PARAMS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty database (no migration run yet)."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with fresh_database(request.param, tmp_path / "m.db") as eng:
         yield eng
-        eng.dispose()
-    else:
-        gen = _pg_engine()
-        yield next(gen)
-        gen.close()
 
 
 def alembic(engine: Engine, fn: Any, target: str) -> None:

@@ -3,9 +3,7 @@ ZHIXIN_TEST_POSTGRES_URL is set): exactly-once rows, cursor, and rollback when t
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,60 +11,23 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
-from sqlalchemy import Engine, create_engine, func, select, text, update
+from sqlalchemy import Engine, func, select, update
 
 from ledger.chain import Chain, Sender, new_account
 from ledger.credit import CreditLedgerClient
-from ledger.db import credit_records, index_cursor, make_engine, migrate, role_events
+from ledger.db import credit_records, index_cursor, migrate, role_events
 from ledger.deploy import Deployment, decoder
 from ledger.index import Indexer
 from ledger.records import CreditRecord, RecordKind, replay_head, sign_record
 from ledger.roles import Role, RolesClient
-
-PG_URL = os.environ.get("ZHIXIN_TEST_POSTGRES_URL")
-
-
-def _pg_engine() -> Iterator[Engine]:
-    assert PG_URL is not None
-    name = "zx_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    eng = make_engine(url)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+from tests.dbs import DB_PARAMS, fresh_database
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not PG_URL, reason="ZHIXIN_TEST_POSTGRES_URL not set"),
-            ],
-        ),
-    ]
-)
+@pytest.fixture(params=DB_PARAMS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'index.db'}")
+    with fresh_database(request.param, tmp_path / "index.db") as eng:
         migrate(eng)
         yield eng
-        eng.dispose()
-    else:
-        gen = _pg_engine()
-        eng = next(gen)
-        migrate(eng)
-        yield eng
-        gen.close()
 
 
 class Writer:

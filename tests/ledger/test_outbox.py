@@ -19,34 +19,15 @@ from ledger.deploy import Deployment, decoder
 from ledger.index import Indexer
 from ledger.outbox import GroupCommit, Outbox, Submitter
 from ledger.records import SignedRecord, record_digest
-from tests.ledger.test_index import PG_URL, _pg_engine
+from tests.dbs import DB_PARAMS, fresh_database
 from tests.ledger.test_index_signers import Agencies
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not PG_URL, reason="ZHIXIN_TEST_POSTGRES_URL not set"),
-            ],
-        ),
-    ]
-)
+@pytest.fixture(params=DB_PARAMS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+    with fresh_database(request.param, tmp_path / "outbox.db") as eng:
         migrate(eng)
         yield eng
-        eng.dispose()
-    else:
-        gen = _pg_engine()
-        eng = next(gen)
-        migrate(eng)
-        yield eng
-        gen.close()
 
 
 def rows(engine: Engine, *where: Any) -> int:

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from playwright.sync_api import expect
 
+from tests.api.test_demo import NAMES as DEMO_NAMES
 from tests.pages.conftest import DemoServer, sign_in
 
 SESSION = "[data-testid=session]"
@@ -18,17 +19,7 @@ ERROR = "[data-testid=error]"
 
 def test_the_signin_page_offers_every_demo_identity(page: Any, demo_server: DemoServer) -> None:
     page.goto(demo_server.url + "/signin?lang=en")
-    for name in (
-        "governor",
-        "agency-tax",
-        "agency-market",
-        "agency-community",
-        "issuer",
-        "auditor",
-        "rule-publisher",
-        "citizen",
-        "citizen-2",
-    ):
+    for name in DEMO_NAMES:
         button = page.locator(f'.demo-load[data-name="{name}"]')
         expect(button).to_be_visible()
         expect(button).to_have_attribute("data-kind", demo_server.demo[name]["kind"])
